@@ -1,0 +1,195 @@
+//! The worker's URL scheme: where a segment, its `.torrent` and its magnet
+//! live as seen from the viewer, and how playlist URIs are routed through the
+//! worker. Everything the project serves itself is under [`RESERVED_PREFIX`].
+
+use url::{form_urlencoded, Url};
+
+use crate::config::Config;
+use crate::magnet::Magnet;
+use crate::segment::{ByteRange, SegmentId};
+use crate::torrent::{Id20, InfoDict};
+
+/// Paths under this prefix are the worker's own and never forwarded upstream.
+pub const RESERVED_PREFIX: &str = "/_lt/";
+/// `/_lt/torrent/<info-hash>.torrent?path=<segment path>[&range=<first>-<last>]`
+pub const TORRENT_PREFIX: &str = "/_lt/torrent/";
+
+/// Builds viewer-facing URLs for one request: `worker_origin` is the scheme,
+/// host and port the viewer used to reach the worker.
+pub struct Links<'a> {
+    pub config: &'a Config,
+    pub worker_origin: &'a str,
+}
+
+impl Links<'_> {
+    /// The segment's URL through the worker, or `None` when the segment is
+    /// not under `UPSTREAM` (the worker never fetches other hosts).
+    pub fn segment_url(&self, segment: &SegmentId) -> Option<String> {
+        Some(format!("{}{}", self.worker_origin, self.config.worker_path(&segment.url)?))
+    }
+
+    pub fn torrent_url(&self, info_hash: Id20, segment: &SegmentId) -> Option<String> {
+        let path = self.config.worker_path(&segment.url)?;
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("path", &path);
+        if let Some(r) = segment.range {
+            query.append_pair("range", &format!("{}-{}", r.offset, r.last()));
+        }
+        Some(format!("{}{TORRENT_PREFIX}{}.torrent?{}", self.worker_origin, info_hash.to_hex(), query.finish()))
+    }
+
+    pub fn magnet(&self, segment: &SegmentId, info: &InfoDict) -> Option<String> {
+        let info_hash = info.info_hash();
+        let torrent_url = self.torrent_url(info_hash, segment)?;
+        let web_seed = self.segment_url(segment)?;
+        Some(
+            Magnet {
+                info_hash,
+                display_name: &info.name,
+                trackers: &self.config.trackers,
+                torrent_url: &torrent_url,
+                web_seed: &web_seed,
+            }
+            .to_uri(),
+        )
+    }
+
+    /// How a URI in a playlist fetched from `playlist_url` must be written so
+    /// that the viewer requests it through the worker; `None` keeps it.
+    ///
+    /// - Relative paths (`seg1.ts`, `../v2/index.m3u8`) already resolve
+    ///   through the worker, because worker paths mirror upstream paths.
+    /// - Root-relative paths (`/live/seg1.ts`) resolve through the worker too,
+    ///   except when `UPSTREAM` has a path prefix, which they then lose.
+    /// - Absolute URLs under `UPSTREAM` are rewritten only when
+    ///   `absolute_too`: a master playlist's variants must come through the
+    ///   worker to be annotated; a media playlist's segments need not.
+    pub fn route_uri(&self, uri: &str, playlist_url: &Url, absolute_too: bool) -> Option<String> {
+        let is_absolute = Url::parse(uri).is_ok() || uri.starts_with("//");
+        let is_root_relative = !is_absolute && uri.starts_with('/');
+        if !(is_root_relative || is_absolute && absolute_too) {
+            return None;
+        }
+        let target = playlist_url.join(uri).ok()?;
+        let path = self.config.worker_path(&target)?;
+        let routed = if is_absolute { format!("{}{path}", self.worker_origin) } else { path };
+        (routed != uri).then_some(routed)
+    }
+}
+
+/// A parsed request for a segment's `.torrent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorrentRequest {
+    pub info_hash: Id20,
+    /// The segment's worker path (path and query), which maps to upstream.
+    pub segment_path: String,
+    pub range: Option<ByteRange>,
+}
+
+/// Parses `/_lt/torrent/<hash>.torrent` and its query.
+pub fn parse_torrent_request(path: &str, query: Option<&str>) -> Result<TorrentRequest, String> {
+    let hex = path
+        .strip_prefix(TORRENT_PREFIX)
+        .and_then(|rest| rest.strip_suffix(".torrent"))
+        .ok_or("expected /_lt/torrent/<info-hash>.torrent")?;
+    let info_hash = Id20::from_hex(hex).ok_or("the info-hash must be 40 hex digits")?;
+    let mut segment_path = None;
+    let mut range = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "path" => segment_path = Some(value.into_owned()),
+            "range" => range = Some(parse_range(&value).ok_or("range must be <first>-<last>")?),
+            _ => {}
+        }
+    }
+    let segment_path = segment_path.filter(|p| p.starts_with('/')).ok_or("missing path=/<segment path>")?;
+    Ok(TorrentRequest { info_hash, segment_path, range })
+}
+
+fn parse_range(s: &str) -> Option<ByteRange> {
+    let (first, last) = s.split_once('-')?;
+    let (first, last): (u64, u64) = (first.parse().ok()?, last.parse().ok()?);
+    (last >= first).then(|| ByteRange { offset: first, length: last - first + 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(upstream: &str) -> Config {
+        Config::from_lookup(|name| match name {
+            "UPSTREAM" => Some(upstream.to_string()),
+            "TRACKERS" => Some("ws://127.0.0.1:8000".to_string()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn torrent_urls_parse_back_to_the_segment() {
+        let c = config("https://cdn.example/base");
+        let links = Links { config: &c, worker_origin: "https://edge.example" };
+        let seg = SegmentId::new(url("https://cdn.example/base/a/m.mp4?t=1&u=2"), Some(ByteRange { offset: 10, length: 5 }));
+        let hash = Id20([7; 20]);
+        let t = url(&links.torrent_url(hash, &seg).unwrap());
+        assert_eq!(t.origin().ascii_serialization(), "https://edge.example");
+        let req = parse_torrent_request(t.path(), t.query()).unwrap();
+        assert_eq!(req, TorrentRequest { info_hash: hash, segment_path: "/a/m.mp4?t=1&u=2".into(), range: seg.range });
+    }
+
+    #[test]
+    fn malformed_torrent_requests_are_refused() {
+        let hex = "ab".repeat(20);
+        for (path, query) in [
+            ("/_lt/torrent/xyz.torrent", Some("path=/a.ts")),
+            (&*format!("/_lt/torrent/{hex}"), Some("path=/a.ts")),
+            (&*format!("/_lt/torrent/{hex}.torrent"), None),
+            (&*format!("/_lt/torrent/{hex}.torrent"), Some("path=a.ts")),
+            (&*format!("/_lt/torrent/{hex}.torrent"), Some("path=/a.ts&range=9-1")),
+        ] {
+            assert!(parse_torrent_request(path, query).is_err(), "{path} {query:?}");
+        }
+    }
+
+    #[test]
+    fn magnets_point_at_the_worker() {
+        let c = config("http://127.0.0.1:9000");
+        let links = Links { config: &c, worker_origin: "http://127.0.0.1:8787" };
+        let seg = SegmentId::new(url("http://127.0.0.1:9000/live/s1.ts"), None);
+        let info = InfoDict::from_bytes(seg.torrent_name(), 16384, b"bytes");
+        let m = links.magnet(&seg, &info).unwrap();
+        assert!(m.starts_with(&format!("magnet:?xt=urn:btih:{}&dn=s1.ts&tr=ws%3A%2F%2F127.0.0.1%3A8000", info.info_hash())));
+        assert!(m.contains("&ws=http%3A%2F%2F127.0.0.1%3A8787%2Flive%2Fs1.ts"));
+        let other = SegmentId::new(url("http://other.example/live/s1.ts"), None);
+        assert_eq!(links.magnet(&other, &info), None);
+    }
+
+    #[test]
+    fn routing_rewrites_only_what_would_miss_the_worker() {
+        let plain = config("https://cdn.example");
+        let links = Links { config: &plain, worker_origin: "https://edge.example" };
+        let pl = url("https://cdn.example/live/master.m3u8");
+        assert_eq!(links.route_uri("v1/index.m3u8", &pl, true), None);
+        assert_eq!(links.route_uri("/live/v1/index.m3u8", &pl, true), None);
+        assert_eq!(
+            links.route_uri("https://cdn.example/live/v1/index.m3u8", &pl, true).as_deref(),
+            Some("https://edge.example/live/v1/index.m3u8")
+        );
+        assert_eq!(
+            links.route_uri("//cdn.example/live/v1/index.m3u8", &pl, true).as_deref(),
+            Some("https://edge.example/live/v1/index.m3u8")
+        );
+        assert_eq!(links.route_uri("https://cdn.example/live/s.ts", &pl, false), None);
+        assert_eq!(links.route_uri("https://elsewhere.example/v.m3u8", &pl, true), None);
+
+        let prefixed = config("https://cdn.example/base");
+        let links = Links { config: &prefixed, worker_origin: "https://edge.example" };
+        let pl = url("https://cdn.example/base/live/index.m3u8");
+        assert_eq!(links.route_uri("/base/live/s.ts", &pl, false).as_deref(), Some("/live/s.ts"));
+        assert_eq!(links.route_uri("/other/s.ts", &pl, false), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! A media segment's identity: its absolute upstream URL plus the byte range
+//! it occupies, if the playlist gives one. Identity decides the KV key, the
+//! torrent name and therefore which swarm viewers meet in.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::torrent::Id20;
+
+/// Workers KV keys are at most 512 bytes.
+const MAX_KV_KEY: usize = 512;
+const KEY_PREFIX: &str = "seg1:";
+const MAX_NAME: usize = 120;
+
+/// Bytes `offset .. offset + length` of the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: u64,
+}
+
+impl ByteRange {
+    /// Inclusive last byte, as HTTP `Range` and `Content-Range` write it.
+    pub fn last(&self) -> u64 {
+        self.offset + self.length - 1
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentId {
+    pub url: Url,
+    pub range: Option<ByteRange>,
+}
+
+impl SegmentId {
+    pub fn new(url: Url, range: Option<ByteRange>) -> SegmentId {
+        SegmentId { url, range }
+    }
+
+    /// `<absolute url>` or `<absolute url>#bytes=<first>-<last>`. A fragment
+    /// is never sent to a server, so it cannot collide with a real URL.
+    pub fn identity(&self) -> String {
+        let mut url = self.url.clone();
+        url.set_fragment(None);
+        match self.range {
+            None => url.to_string(),
+            Some(r) => format!("{url}#bytes={}-{}", r.offset, r.last()),
+        }
+    }
+
+    /// The KV key of this segment's info record: the identity itself when it
+    /// fits, or its SHA-1 when the URL is too long for a key.
+    pub fn kv_key(&self) -> String {
+        let identity = self.identity();
+        if KEY_PREFIX.len() + identity.len() <= MAX_KV_KEY {
+            format!("{KEY_PREFIX}{identity}")
+        } else {
+            format!("{KEY_PREFIX}sha1:{}", Id20::digest(identity.as_bytes()).to_hex())
+        }
+    }
+
+    /// The torrent name: the last path component of the URL (what a download
+    /// of it would be called), with the byte range appended when there is
+    /// one. Deterministic, so every viewer derives the same info-hash, and
+    /// restricted to a safe file-name alphabet.
+    pub fn torrent_name(&self) -> String {
+        let last = self.url.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
+        let mut name: String = last
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+            .collect();
+        let name_trimmed = name.trim_matches('.');
+        if name_trimmed.is_empty() {
+            name = "segment".to_string();
+        } else if name_trimmed.len() != name.len() {
+            name = name_trimmed.to_string();
+        }
+        if let Some(r) = self.range {
+            name = format!("{name}.{}-{}", r.offset, r.last());
+        }
+        if name.len() > MAX_NAME {
+            // Keep the end, which holds the extension and the range.
+            name = name[name.len() - MAX_NAME..].to_string();
+        }
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(url: &str, range: Option<(u64, u64)>) -> SegmentId {
+        SegmentId::new(Url::parse(url).unwrap(), range.map(|(offset, length)| ByteRange { offset, length }))
+    }
+
+    #[test]
+    fn identity_is_the_url_plus_the_range() {
+        assert_eq!(id("https://c.example/a/s1.ts?t=1", None).identity(), "https://c.example/a/s1.ts?t=1");
+        assert_eq!(
+            id("https://c.example/a/main.mp4", Some((100, 50))).identity(),
+            "https://c.example/a/main.mp4#bytes=100-149"
+        );
+    }
+
+    #[test]
+    fn different_ranges_of_one_file_are_different_segments() {
+        let a = id("https://c.example/m.mp4", Some((0, 10)));
+        let b = id("https://c.example/m.mp4", Some((10, 10)));
+        assert_ne!(a.kv_key(), b.kv_key());
+        assert_ne!(a.torrent_name(), b.torrent_name());
+    }
+
+    #[test]
+    fn kv_keys_never_exceed_512_bytes() {
+        let short = id("https://c.example/s.ts", None);
+        assert_eq!(short.kv_key(), "seg1:https://c.example/s.ts");
+        let long = id(&format!("https://c.example/{}.ts", "x".repeat(600)), None);
+        let key = long.kv_key();
+        assert!(key.len() <= 512);
+        assert!(key.starts_with("seg1:sha1:"));
+    }
+
+    #[test]
+    fn names_are_the_file_name_made_safe() {
+        assert_eq!(id("https://c.example/a/seg-01_x.ts?tok=9", None).torrent_name(), "seg-01_x.ts");
+        assert_eq!(id("https://c.example/a/se%20g.ts", None).torrent_name(), "se_20g.ts");
+        assert_eq!(id("https://c.example/a/", None).torrent_name(), "segment");
+        assert_eq!(id("https://c.example/..", None).torrent_name(), "segment");
+        assert_eq!(id("https://c.example/m.mp4", Some((5, 10))).torrent_name(), "m.mp4.5-14");
+        let long = id(&format!("https://c.example/{}.ts", "y".repeat(300)), None).torrent_name();
+        assert_eq!(long.len(), 120);
+        assert!(long.ends_with(".ts"));
+    }
+}
