@@ -19,6 +19,10 @@ pub const MAGNET_TAG: &str = "#EXT-X-LT-MAGNET:";
 
 const BOM: char = '\u{feff}';
 
+/// Playlists larger than this are passed through un-annotated. A 500-segment
+/// VOD playlist is about 30 KB; LL-HLS playlists a few hundred KB.
+pub const MAX_PLAYLIST_BYTES: usize = 4 * 1024 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlaylistError {
     /// Not UTF-8, no `#EXTM3U`, or m3u8-rs could not parse it.

@@ -86,12 +86,55 @@ impl SegmentId {
     }
 }
 
+/// File extensions of HLS media segments (MPEG-TS, fMP4/CMAF, packed audio).
+const SEGMENT_EXTENSIONS: &[&str] = &["ts", "m4s", "mp4", "m4v", "m4a", "aac", "ac3", "ec3", "mp3", "cmfv", "cmfa"];
+
+fn extension(path: &str) -> Option<String> {
+    let last = path.rsplit('/').next()?;
+    let (_, ext) = last.rsplit_once('.')?;
+    Some(ext.to_ascii_lowercase())
+}
+
+/// Whether a request path names a media segment, judged by its extension,
+/// before anything has been fetched.
+pub fn looks_like_media_segment(path: &str) -> bool {
+    extension(path).is_some_and(|e| SEGMENT_EXTENSIONS.contains(&e.as_str()))
+}
+
+/// Whether a request path names a playlist, judged by its extension.
+pub fn looks_like_playlist(path: &str) -> bool {
+    extension(path).is_some_and(|e| e == "m3u8" || e == "m3u")
+}
+
+/// Whether a response's `Content-Type` says it is an HLS playlist.
+pub fn is_playlist_content_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "application/vnd.apple.mpegurl" | "application/x-mpegurl" | "audio/mpegurl" | "audio/x-mpegurl"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn id(url: &str, range: Option<(u64, u64)>) -> SegmentId {
         SegmentId::new(Url::parse(url).unwrap(), range.map(|(offset, length)| ByteRange { offset, length }))
+    }
+
+    #[test]
+    fn paths_and_content_types_are_classified() {
+        assert!(looks_like_media_segment("/live/seg-00001.ts"));
+        assert!(looks_like_media_segment("/v/chunk.M4S"));
+        assert!(!looks_like_media_segment("/live/index.m3u8"));
+        assert!(!looks_like_media_segment("/live/key.bin"));
+        assert!(!looks_like_media_segment("/live.ts/readme"));
+        assert!(looks_like_playlist("/live/index.m3u8"));
+        assert!(!looks_like_playlist("/live/seg.ts"));
+        assert!(is_playlist_content_type("application/vnd.apple.mpegurl; charset=utf-8"));
+        assert!(is_playlist_content_type("Application/X-MPEGURL"));
+        assert!(!is_playlist_content_type("video/mp2t"));
     }
 
     #[test]

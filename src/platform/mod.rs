@@ -1,0 +1,72 @@
+//! The thin Workers layer: routing, upstream fetches, KV. Everything it
+//! decides is delegated to the pure modules; everything that fails becomes an
+//! [`AppError`] and is turned into an HTTP response here, at the boundary.
+
+mod http;
+mod playlist_route;
+mod proxy;
+mod records;
+mod segment_hashing;
+mod torrent_route;
+
+use worker::{event, Context, Env, Method, Request, Response};
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::links::{RESERVED_PREFIX, TORRENT_PREFIX};
+
+/// Everything a route needs about the current request's environment.
+pub(crate) struct Site {
+    pub config: Config,
+    pub records: records::SegmentRecords,
+    /// Scheme, host and port the viewer used to reach the worker.
+    pub worker_origin: String,
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let response = match route(req, &env, &ctx).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    };
+    Ok(response)
+}
+
+async fn route(req: Request, env: &Env, ctx: &Context) -> Result<Response, AppError> {
+    match req.method() {
+        Method::Options => return http::preflight(),
+        Method::Get | Method::Head => {}
+        _ => return Err(AppError::MethodNotAllowed),
+    }
+    let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))?;
+    let url = req.url().map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let site = Site {
+        config,
+        records: records::SegmentRecords::from_env(env)?,
+        worker_origin: url.origin().ascii_serialization(),
+    };
+    let path = url.path();
+    if path.starts_with(TORRENT_PREFIX) {
+        return torrent_route::serve(&site, &url).await;
+    }
+    if path == "/_lt/health" {
+        return http::health(&site);
+    }
+    if path.starts_with(RESERVED_PREFIX) || path == RESERVED_PREFIX.trim_end_matches('/') {
+        return Err(AppError::NotFound(path.to_string()));
+    }
+    proxy::forward(req, &url, site, ctx).await
+}
+
+fn error_response(error: &AppError) -> Response {
+    let mut response = Response::error(format!("{error}\n"), error.status())
+        .unwrap_or_else(|_| Response::empty().expect("an empty response can always be built"));
+    let headers = response.headers_mut();
+    http::add_cors(headers);
+    let _ = headers.set("content-type", "text/plain; charset=utf-8");
+    let _ = headers.set("cache-control", "no-store");
+    if matches!(error, AppError::MethodNotAllowed) {
+        let _ = headers.set("allow", "GET, HEAD, OPTIONS");
+    }
+    response
+}
