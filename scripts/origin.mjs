@@ -439,10 +439,10 @@ function parseByteRange(header, size) {
     return { start: Math.max(0, size - suffixLength), end: size - 1 };
   }
   const start = Number(match[1]);
-  const end = match[2] === '' ? size - 1 : Number(match[2]);
-  if (end < start) return null; // Syntactically invalid: RFC 9110 says ignore it.
+  const lastRequested = match[2] === '' ? Infinity : Number(match[2]);
+  if (lastRequested < start) return null; // Syntactically invalid: RFC 9110 says ignore it.
   if (start >= size) return 'unsatisfiable';
-  return { start, end: Math.min(end, size - 1) };
+  return { start, end: Math.min(lastRequested, size - 1) };
 }
 
 /** True if an If-None-Match header value matches `etag` (weak comparison). */

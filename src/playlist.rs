@@ -27,7 +27,7 @@ pub const MAX_PLAYLIST_BYTES: usize = 4 * 1024 * 1024;
 pub enum PlaylistError {
     /// Not UTF-8, no `#EXTM3U`, or m3u8-rs could not parse it.
     Unparseable(String),
-    /// The URI lines we found do not match the segments m3u8-rs found, so we
+    /// The URI lines we found are not the segments m3u8-rs found, so we
     /// cannot tell which line belongs to which segment.
     Inconsistent { uri_lines: usize, segments: usize },
 }
@@ -108,6 +108,15 @@ pub fn parse(text: &str, playlist_url: &Url) -> Result<ParsedPlaylist, PlaylistE
     if !body.trim_start().starts_with("#EXTM3U") {
         return Err(PlaylistError::Unparseable("does not start with #EXTM3U".into()));
     }
+    // m3u8-rs takes a last line without a terminator for a URI, even when it
+    // is a tag; it only reads, so give it one.
+    let terminated;
+    let body = if body.ends_with('\n') {
+        body
+    } else {
+        terminated = format!("{body}\n");
+        &terminated
+    };
     let parsed = m3u8_rs::parse_playlist_res(body.as_bytes())
         .map_err(|e| PlaylistError::Unparseable(short_parse_error(&e)))?;
     let media = match parsed {
@@ -116,7 +125,9 @@ pub fn parse(text: &str, playlist_url: &Url) -> Result<ParsedPlaylist, PlaylistE
     };
     let lines = split_lines(text);
     let uri_lines: Vec<usize> = (0..lines.len()).filter(|&i| is_uri_line(lines[i].content)).collect();
-    if uri_lines.len() != media.segments.len() {
+    let agrees = uri_lines.len() == media.segments.len()
+        && media.segments.iter().zip(&uri_lines).all(|(s, &l)| s.uri.trim() == lines[l].content.trim());
+    if !agrees {
         return Err(PlaylistError::Inconsistent { uri_lines: uri_lines.len(), segments: media.segments.len() });
     }
 
@@ -282,6 +293,14 @@ mod tests {
     fn master_playlists_are_recognised() {
         let text = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000000\nlow/index.m3u8\n";
         assert_eq!(parse(text, &url("https://c.example/m.m3u8")).unwrap(), ParsedPlaylist::Master);
+    }
+
+    #[test]
+    fn a_last_tag_line_without_newline_is_not_a_segment() {
+        let text = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p.ts\"";
+        let m = media(text);
+        assert_eq!(m.total_segments, 1);
+        assert_eq!(m.segments[0].url.as_str(), "https://cdn.example/live/a.ts");
     }
 
     #[test]
