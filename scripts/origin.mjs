@@ -58,6 +58,7 @@ const CONTENT_TYPES = new Map([
   ['.mp4', 'video/mp4'],
   ['.aac', 'audio/aac'],
   ['.key', 'application/octet-stream'],
+  ['.html', 'text/html; charset=utf-8'],
 ]);
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 

@@ -1,0 +1,53 @@
+// `make dev`: the local demo. Starts the project's live HLS origin (unless
+// UPSTREAM points elsewhere) and the worker under `wrangler dev` in front of
+// it, all on 127.0.0.1, and stops everything on Ctrl-C.
+//
+// Environment: PORT (worker, default 8787), ORIGIN_PORT (default 8788),
+// UPSTREAM (an existing feed instead of the local origin), TRACKERS.
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { startOrigin } from './origin.mjs'
+import { freePort } from '../tests/support/harness.mjs'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const port = Number(process.env.PORT || 8787)
+const stateDir = path.join(root, '.dev')
+
+let origin = null
+let upstream = process.env.UPSTREAM
+if (!upstream) {
+  origin = await startOrigin({ port: Number(process.env.ORIGIN_PORT || 8788), dir: path.join(stateDir, 'origin') })
+  upstream = origin.url
+  console.log(`[dev] local live origin: ${origin.url}/live/index.m3u8 (ffmpeg, 2 s segments, 6-segment window)`)
+}
+
+const args = [
+  'dev', '--ip', '127.0.0.1', '--port', String(port),
+  '--inspector-port', String(await freePort()),
+  '--show-interactive-dev-session=false',
+  '--persist-to', path.join(stateDir, 'wrangler-state'),
+  '--var', `UPSTREAM:${upstream}`
+]
+if (process.env.TRACKERS !== undefined) args.push('--var', `TRACKERS:${process.env.TRACKERS}`)
+
+const wrangler = spawn(path.join(root, 'node_modules/.bin/wrangler'), args, {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' }
+})
+console.log(`[dev] worker: http://127.0.0.1:${port}/ in front of ${upstream}`)
+console.log(`[dev] annotated playlist: http://127.0.0.1:${port}/live/index.m3u8`)
+
+let stopping = false
+async function stop (code) {
+  if (stopping) return
+  stopping = true
+  wrangler.kill('SIGTERM')
+  await origin?.stop()
+  process.exit(code)
+}
+process.on('SIGINT', () => stop(0))
+process.on('SIGTERM', () => stop(0))
+wrangler.on('exit', code => stop(code ?? 0))
