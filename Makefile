@@ -17,11 +17,12 @@ RUST_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 # Runs a command with loopback as the only network: nothing can leave the machine.
 LOOPBACK_ONLY := unshare -n sh -c 'ip link set lo up && exec "$$0" "$$@"'
 
-.PHONY: help setup worker assets dev test test-native test-integration clean
+.PHONY: help setup worker assets dev test test-native test-integration bench clean
 
 help:
 	@echo "make dev    - set up what is missing, run the local demo (worker + live origin)"
 	@echo "make test   - set up what is missing, run every test"
+	@echo "make bench  - playlist latency and piece-length measurements (prints tables)"
 
 setup:
 	@scripts/setup.sh
@@ -34,9 +35,14 @@ build/index.js: $(RUST_SOURCES)
 	@touch $@
 
 # Third-party browser bundles are copied from node_modules, never committed.
-assets: public/_lt/vendor/hls.min.js
+VENDOR_BUNDLES := public/_lt/vendor/hls.min.js public/_lt/vendor/webtorrent.min.js
+assets: $(VENDOR_BUNDLES)
 
 public/_lt/vendor/hls.min.js: node_modules/hls.js/dist/hls.min.js
+	@mkdir -p $(@D)
+	cp $< $@
+
+public/_lt/vendor/webtorrent.min.js: node_modules/webtorrent/dist/webtorrent.min.js
 	@mkdir -p $(@D)
 	cp $< $@
 
@@ -52,6 +58,10 @@ test-native:
 
 test-integration:
 	$(LOOPBACK_ONLY) node --test --test-concurrency=1 tests/
+
+bench: setup worker assets
+	$(LOOPBACK_ONLY) node bench/playlist-latency.mjs
+	$(LOOPBACK_ONLY) node bench/piece-length.mjs
 
 clean:
 	rm -rf build target/wasm32-unknown-unknown public/_lt/vendor

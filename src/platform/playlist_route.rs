@@ -6,7 +6,7 @@ use url::Url;
 use worker::{Context, Headers, Response, ResponseBuilder};
 
 use super::http::{internal, response_headers, STATUS_HEADER};
-use super::segment_hashing::hash_and_store;
+use super::segment_hashing::{hash_segments, store_all};
 use super::Site;
 use crate::annotate::{annotate_media, fetchable_segments, plan_hashing, route_master};
 use crate::error::AppError;
@@ -52,12 +52,14 @@ pub async fn serve(mut upstream: Response, playlist_url: Url, site: Site, ctx: &
             let mut records = site.records.get_many(&ids).await;
             let missing = ids.into_iter().filter(|id| !records.contains_key(&id.kv_key())).collect();
             let plan = plan_hashing(missing, playlist.is_live, &site.config);
-            let hashed = hash_and_store(plan.inline, &site.config, &site.records).await;
-            records.extend(hashed.into_iter().map(|(id, info)| (id.kv_key(), info)));
-            if !plan.background.is_empty() {
+            // The response waits for the inline hashes, never for KV writes.
+            let hashed = hash_segments(plan.inline, &site.config).await;
+            records.extend(hashed.iter().map(|(id, info)| (id.kv_key(), info.clone())));
+            if !hashed.is_empty() || !plan.background.is_empty() {
                 let (config, store, background) = (site.config.clone(), site.records.clone(), plan.background);
                 ctx.wait_until(async move {
-                    hash_and_store(background, &config, &store).await;
+                    store_all(&hashed, &config, &store).await;
+                    store_all(&hash_segments(background, &config).await, &config, &store).await;
                 });
             }
             let annotated = annotate_media(&text, &playlist_url, &playlist, &records, &links);

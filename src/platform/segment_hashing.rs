@@ -47,21 +47,14 @@ pub async fn fetch_and_hash(id: &SegmentId, config: &Config) -> Result<InfoDict,
     hash_body(&mut response, id, config.piece_length).await
 }
 
-/// Hashes `ids` with at most `config.hash_concurrency` fetches in flight,
-/// stores each record, and returns the ones that succeeded. A segment that
-/// fails is left out: it stays un-annotated and is served over HTTP.
-pub async fn hash_and_store(
-    ids: Vec<SegmentId>,
-    config: &Config,
-    records: &SegmentRecords,
-) -> Vec<(SegmentId, InfoDict)> {
+/// Hashes `ids` with at most `config.hash_concurrency` fetches in flight
+/// and returns the ones that succeeded. A segment that fails is left out: it
+/// stays un-annotated and is served over HTTP.
+pub async fn hash_segments(ids: Vec<SegmentId>, config: &Config) -> Vec<(SegmentId, InfoDict)> {
     stream::iter(ids)
         .map(|id| async move {
             match fetch_and_hash(&id, config).await {
-                Ok(info) => {
-                    records.put(&id, &info, config.record_ttl_seconds).await;
-                    Some((id, info))
-                }
+                Ok(info) => Some((id, info)),
                 Err(e) => {
                     worker::console_warn!("live-torrent: not hashing {}: {e}", id.identity());
                     None
@@ -72,4 +65,9 @@ pub async fn hash_and_store(
         .filter_map(|done| async move { done })
         .collect()
         .await
+}
+
+/// Stores records, concurrently; KV failures are logged by `put`.
+pub async fn store_all(hashed: &[(SegmentId, InfoDict)], config: &Config, records: &SegmentRecords) {
+    futures_util::future::join_all(hashed.iter().map(|(id, info)| records.put(id, info, config.record_ttl_seconds))).await;
 }
