@@ -1,0 +1,30 @@
+// How long until the player needs the next segment it asks for: the media
+// element's buffer ahead of the playhead, in wall-clock milliseconds. The
+// player appends each segment at the end of its buffer, so that is when it
+// runs dry without it.
+
+export class PlaybackClock {
+  constructor (selector) {
+    this.selector = selector
+  }
+
+  media () {
+    const candidates = [...document.querySelectorAll(this.selector)]
+    return candidates.find(m => m.readyState > 0 && !m.paused) || candidates.find(m => m.readyState > 0) || null
+  }
+
+  /** Milliseconds of media buffered ahead of the playhead; null before playback has data. */
+  bufferAheadMs () {
+    const media = this.media()
+    if (!media || media.buffered.length === 0) return null
+    const t = media.currentTime
+    let end = null
+    for (let i = 0; i < media.buffered.length; i++) {
+      if (media.buffered.start(i) <= t + 0.1 && media.buffered.end(i) >= t) end = media.buffered.end(i)
+    }
+    if (end === null) return 0
+    const rate = media.paused ? 0 : (media.playbackRate || 1)
+    if (rate === 0) return Infinity
+    return ((end - t) / rate) * 1000
+  }
+}

@@ -1,0 +1,33 @@
+// The page side of the service worker: registers it and answers its
+// messages (playlists seen, segments requested).
+
+const CONTROL_TIMEOUT_MS = 3000
+
+/** Registers the service worker and waits until it controls this page. */
+export async function registerServiceWorker (url, scope) {
+  if (!('serviceWorker' in navigator)) throw new Error('this browser has no service workers')
+  await navigator.serviceWorker.register(url, { scope })
+  if (navigator.serviceWorker.controller) return
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the service worker did not take control in time')), CONTROL_TIMEOUT_MS)
+    navigator.serviceWorker.addEventListener('controllerchange', () => { clearTimeout(timer); resolve() }, { once: true })
+  })
+}
+
+/**
+ * Routes service worker messages: `onPlaylist({ playlistUrl, segments })`
+ * and `onSegment({ url, magnet }, reply)`, where `reply(message, transfer)`
+ * answers on the request's own channel.
+ */
+export function listenToServiceWorker ({ onPlaylist, onSegment }) {
+  navigator.serviceWorker.addEventListener('message', event => {
+    const data = event.data || {}
+    if (data.type === 'lt:playlist') {
+      onPlaylist(data)
+    } else if (data.type === 'lt:segment' && event.ports[0]) {
+      const port = event.ports[0]
+      onSegment(data, (message, transfer = []) => port.postMessage(message, transfer))
+    }
+  })
+  navigator.serviceWorker.startMessages()
+}

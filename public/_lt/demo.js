@@ -1,0 +1,91 @@
+// Demo player: hls.js plus live statistics. Query parameters:
+//   src   playlist path or URL (default /live/index.m3u8)
+//   p2p   0 to play with plain hls.js, without live-torrent (default 1)
+//   ice   JSON array of RTCIceServer for WebRTC (default: WebTorrent's)
+//
+// window.ltDemo = { video, hls, p2p, metrics: { firstFrameMs, stalls, stallMs }, latency() }
+const params = new URLSearchParams(location.search)
+const src = params.get('src') || '/live/index.m3u8'
+const p2p = params.get('p2p') !== '0'
+const video = document.getElementById('player')
+const STRIP_LENGTH = 30
+
+const metrics = { firstFrameMs: null, stalls: 0, stallMs: 0 }
+let stalledAt = null
+video.addEventListener('playing', () => {
+  if (metrics.firstFrameMs === null) metrics.firstFrameMs = Math.round(performance.now())
+  if (stalledAt !== null) {
+    metrics.stallMs += performance.now() - stalledAt
+    stalledAt = null
+  }
+})
+video.addEventListener('waiting', () => {
+  if (metrics.firstFrameMs !== null && stalledAt === null && !video.seeking) {
+    metrics.stalls += 1
+    stalledAt = performance.now()
+  }
+})
+
+document.getElementById('source').textContent = src
+document.getElementById('mode').textContent = p2p ? '(live-torrent on)' : '(plain hls.js, live-torrent off)'
+
+async function startLiveTorrent () {
+  if (params.has('ice')) window.liveTorrentConfig = { iceServers: JSON.parse(params.get('ice')) }
+  try {
+    await import('/_lt/live-torrent.js')
+    // Give the service worker a moment to take control, so the first
+    // segments already go through it; never hold playback back for long.
+    await Promise.race([window.liveTorrent.ready, new Promise(resolve => setTimeout(resolve, 3000))])
+    window.liveTorrent.on('segment', addToStrip)
+  } catch (err) {
+    console.warn('live-torrent did not start; playing over HTTP', err)
+  }
+}
+
+function play () {
+  const hls = new window.Hls()
+  hls.loadSource(src)
+  hls.attachMedia(video)
+  hls.on(window.Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}))
+  window.ltDemo = {
+    video,
+    hls,
+    p2p,
+    metrics,
+    latency: () => (Number.isFinite(hls.latency) ? hls.latency : null)
+  }
+}
+
+function addToStrip ({ source, url, p2pBytes, httpBytes }) {
+  const strip = document.getElementById('strip')
+  const item = document.createElement('li')
+  item.className = source
+  item.title = `${url.split('/').pop()}: ${formatBytes(p2pBytes)} from peers, ${formatBytes(httpBytes)} over HTTP`
+  strip.append(item)
+  while (strip.children.length > STRIP_LENGTH) strip.firstElementChild.remove()
+}
+
+function formatBytes (n) {
+  if (n < 1024) return `${n} B`
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
+  return `${(n / 1024 / 1024).toFixed(2)} MiB`
+}
+
+function render () {
+  const set = (id, text) => { document.getElementById(id).textContent = text }
+  set('stalls', String(metrics.stalls))
+  const latency = window.ltDemo?.latency()
+  set('latency', latency === null || latency === undefined ? '–' : `${latency.toFixed(1)} s`)
+  if (!window.liveTorrent) return
+  const s = window.liveTorrent.stats()
+  const total = s.p2pBytes + s.httpBytes
+  set('share', total ? `${((100 * s.p2pBytes) / total).toFixed(1)} %` : '–')
+  set('p2p', formatBytes(s.p2pBytes))
+  set('http', formatBytes(s.httpBytes))
+  set('uploaded', formatBytes(s.uploadedBytes))
+  set('peers', String(s.peers))
+}
+
+if (p2p) await startLiveTorrent()
+play()
+setInterval(render, 500)

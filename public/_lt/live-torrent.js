@@ -1,0 +1,92 @@
+// live-torrent page client: add
+//   <script type="module" src="/_lt/live-torrent.js"></script>
+// to a page that plays HLS with a player that loads through fetch/XHR
+// (hls.js). Segments then come from other viewers over WebRTC when they can,
+// over HTTP when they must, and every segment held is seeded.
+//
+// window.liveTorrent:
+//   ready            Promise<boolean>: true once P2P is on, false if it is off
+//                    (the player then simply uses HTTP)
+//   disabled         why P2P is off, or null
+//   stats()          { p2pBytes, httpBytes, uploadedBytes, peers, segments }
+//   on('segment', fn) / off('segment', fn)
+//                    fn({ url, infoHash, bytes, p2pBytes, httpBytes, ms, source })
+//                    for every segment handed to the player
+import { findScriptElement, readConfig } from './client/config.js'
+import { ClientStats } from './client/stats.js'
+import { PlaybackClock } from './client/playback-clock.js'
+import { listenToServiceWorker, registerServiceWorker } from './client/service-worker-link.js'
+
+const config = readConfig(findScriptElement(import.meta.url))
+const stats = new ClientStats()
+const listeners = new Map()
+let swarms = null
+
+const liveTorrent = {
+  config,
+  disabled: null,
+  ready: null,
+  stats: () => stats.snapshot(swarms ? swarms.peerCount() : 0),
+  on (type, fn) {
+    const wrapped = event => fn(event.detail)
+    listeners.set(fn, wrapped)
+    stats.addEventListener(type, wrapped)
+    return liveTorrent
+  },
+  off (type, fn) {
+    stats.removeEventListener(type, listeners.get(fn))
+    listeners.delete(fn)
+    return liveTorrent
+  }
+}
+window.liveTorrent = liveTorrent
+
+async function start () {
+  if (!config.enabled) throw new Error('disabled by configuration')
+  if (typeof RTCPeerConnection === 'undefined') throw new Error('this browser has no WebRTC')
+  // Loaded only when P2P can run, so a page without it pays nothing.
+  const [{ SegmentSwarms }, { SegmentDelivery }] = await Promise.all([
+    import('./client/segment-swarms.js'),
+    import('./client/segment-delivery.js')
+  ])
+  swarms = new SegmentSwarms({ iceServers: config.iceServers, maxTorrents: config.maxTorrents, stats })
+  const delivery = new SegmentDelivery({ swarms, clock: new PlaybackClock(config.media), stats, config })
+  const playlistsSeen = new Set()
+
+  listenToServiceWorker({
+    onPlaylist ({ playlistUrl, segments }) {
+      try {
+        const joined = swarms.join(segments)
+        delivery.onJoined(joined, { atLiveEdge: playlistsSeen.has(playlistUrl) })
+        playlistsSeen.add(playlistUrl)
+      } catch (err) {
+        console.warn('live-torrent: playlist not used', err)
+      }
+    },
+    async onSegment ({ url, magnet }, reply) {
+      try {
+        const segment = swarms.get(url) || (magnet && swarms.join([{ url, magnet }])[0])
+        if (!segment) return reply({ type: 'fallback', reason: 'unknown segment' })
+        const deadlineMs = delivery.deadlineMs(segment)
+        reply({ type: 'ack', deadlineMs })
+        const answer = await delivery.deliver(segment, deadlineMs)
+        if (!answer) return reply({ type: 'fallback', reason: 'not delivered' })
+        // A copy per reply: the store keeps views of the bytes, and the
+        // buffer is transferred to the service worker.
+        const buffer = answer.bytes.slice().buffer
+        reply({ type: 'bytes', buffer, contentType: answer.contentType, source: answer.source }, [buffer])
+      } catch (err) {
+        console.warn('live-torrent: segment falls back to HTTP', url, err)
+        reply({ type: 'fallback', reason: String(err) })
+      }
+    }
+  })
+  await registerServiceWorker(config.serviceWorkerUrl, config.serviceWorkerScope)
+  return true
+}
+
+liveTorrent.ready = start().catch(err => {
+  liveTorrent.disabled = err.message || String(err)
+  console.info(`live-torrent: P2P is off (${liveTorrent.disabled}); playback uses HTTP`)
+  return false
+})

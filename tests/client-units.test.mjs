@@ -1,0 +1,37 @@
+// Pure parts of the browser client, run in Node.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { rangesFor } from '../public/_lt/client/http-fallback.js'
+import { designatedFetcher } from '../public/_lt/client/segment-delivery.js'
+
+const PIECE = 100
+const LENGTH = 950
+const pieceRange = i => ({ start: i * PIECE, end: Math.min((i + 1) * PIECE, LENGTH) })
+
+test('missing pieces become one range per run', () => {
+  assert.deepEqual(rangesFor([0, 1, 2], pieceRange), [{ start: 0, end: 300 }])
+  assert.deepEqual(rangesFor([2, 3, 7, 9], pieceRange), [{ start: 200, end: 400 }, { start: 700, end: 800 }, { start: 900, end: 950 }])
+})
+
+test('more runs than allowed are merged across the smallest gaps', () => {
+  // Runs at 0, 2, 3-4, 8: gaps of 1, 0 (adjacent, already merged), 3 pieces.
+  assert.deepEqual(rangesFor([0, 2, 4, 8], pieceRange, 2), [{ start: 0, end: 500 }, { start: 800, end: 900 }])
+  assert.deepEqual(rangesFor([0, 2, 4, 6, 8], pieceRange, 1), [{ start: 0, end: 900 }])
+})
+
+test('the last, short piece ends at the segment length', () => {
+  assert.deepEqual(rangesFor([9], pieceRange), [{ start: 900, end: 950 }])
+})
+
+test('exactly one of a set of peers is designated to fetch each segment first, and it rotates', () => {
+  const peers = ['a1', 'b2', 'c3', 'd4']
+  const counts = Object.fromEntries(peers.map(p => [p, 0]))
+  for (let i = 0; i < 400; i++) {
+    const infoHash = i.toString(16).padStart(40, '0')
+    const chosen = peers.filter(me => designatedFetcher(me, peers.filter(p => p !== me), infoHash))
+    assert.equal(chosen.length, 1, `segment ${i}`)
+    counts[chosen[0]] += 1
+  }
+  for (const p of peers) assert.ok(counts[p] > 50, `${p} fetched ${counts[p]} of 400`)
+})
