@@ -22,7 +22,7 @@ LOOPBACK_ONLY := unshare -n sh -c 'ip link set lo up && exec "$$0" "$$@"'
 help:
 	@echo "make dev    - set up what is missing, run the local demo (worker + live origin)"
 	@echo "make test   - set up what is missing, run every test"
-	@echo "make bench  - playlist latency and piece-length measurements (prints tables)"
+	@echo "make bench  - playlist latency, piece length and P2P share measurements (prints tables)"
 
 setup:
 	@scripts/setup.sh
@@ -62,6 +62,7 @@ test-integration:
 bench: setup worker assets
 	$(LOOPBACK_ONLY) node bench/playlist-latency.mjs
 	$(LOOPBACK_ONLY) node bench/piece-length.mjs
+	$(LOOPBACK_ONLY) node bench/p2p-share.mjs
 
 clean:
 	rm -rf build target/wasm32-unknown-unknown public/_lt/vendor

@@ -1,14 +1,18 @@
 // `make dev`: the local demo. Starts the project's live HLS origin (unless
-// UPSTREAM points elsewhere) and the worker under `wrangler dev` in front of
-// it, all on 127.0.0.1, and stops everything on Ctrl-C.
+// UPSTREAM points elsewhere), the local WebTorrent tracker (unless TRACKERS is
+// set) and the worker under `wrangler dev` in front of them, all on
+// 127.0.0.1, and stops everything on Ctrl-C.
 //
 // Environment: PORT (worker, default 8787), ORIGIN_PORT (default 8788),
-// UPSTREAM (an existing feed instead of the local origin), TRACKERS.
+// TRACKER_PORT (default 8000), UPSTREAM (an existing feed instead of the local
+// origin), TRACKERS (tracker URLs for the magnets instead of the local tracker;
+// may be empty).
 import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { startOrigin } from './origin.mjs'
+import { startTracker } from './tracker.mjs'
 import { freePort } from '../tests/support/harness.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -16,11 +20,25 @@ const port = Number(process.env.PORT || 8787)
 const stateDir = path.join(root, '.dev')
 
 let origin = null
+let tracker = null
 let upstream = process.env.UPSTREAM
-if (!upstream) {
-  origin = await startOrigin({ port: Number(process.env.ORIGIN_PORT || 8788), dir: path.join(stateDir, 'origin') })
-  upstream = origin.url
-  console.log(`[dev] local live origin: ${origin.url}/live/index.m3u8 (ffmpeg, 2 s segments, 6-segment window)`)
+let trackers = process.env.TRACKERS
+try {
+  if (!upstream) {
+    origin = await startOrigin({ port: Number(process.env.ORIGIN_PORT || 8788), dir: path.join(stateDir, 'origin') })
+    upstream = origin.url
+    console.log(`[dev] local live origin: ${origin.url}/live/index.m3u8 (ffmpeg, 2 s segments, 6-segment window)`)
+  }
+  if (trackers === undefined) {
+    tracker = await startTracker({ port: Number(process.env.TRACKER_PORT || 8000) })
+    trackers = tracker.url
+    console.log(`[dev] local WebTorrent tracker: ${tracker.url}`)
+  }
+} catch (error) {
+  console.error(`[dev] ${error.message}`)
+  await tracker?.stop()
+  await origin?.stop()
+  process.exit(1)
 }
 
 const args = [
@@ -28,9 +46,9 @@ const args = [
   '--inspector-port', String(await freePort()),
   '--show-interactive-dev-session=false',
   '--persist-to', path.join(stateDir, 'wrangler-state'),
-  '--var', `UPSTREAM:${upstream}`
+  '--var', `UPSTREAM:${upstream}`,
+  '--var', `TRACKERS:${trackers}`
 ]
-if (process.env.TRACKERS !== undefined) args.push('--var', `TRACKERS:${process.env.TRACKERS}`)
 
 const wrangler = spawn(path.join(root, 'node_modules/.bin/wrangler'), args, {
   cwd: root,
@@ -39,12 +57,14 @@ const wrangler = spawn(path.join(root, 'node_modules/.bin/wrangler'), args, {
 })
 console.log(`[dev] worker: http://127.0.0.1:${port}/ in front of ${upstream}`)
 console.log(`[dev] annotated playlist: http://127.0.0.1:${port}/live/index.m3u8`)
+console.log(`[dev] demo player: http://127.0.0.1:${port}/_lt/?src=/live/index.m3u8`)
 
 let stopping = false
 async function stop (code) {
   if (stopping) return
   stopping = true
   wrangler.kill('SIGTERM')
+  await tracker?.stop()
   await origin?.stop()
   process.exit(code)
 }

@@ -8,7 +8,8 @@
  *     hit counters) confined to one directory, bound to 127.0.0.1 only;
  *   - optionally a real live HLS feed: ffmpeg encodes a lavfi test pattern and
  *     tone in real time into `<dir>/live/` (sliding-window playlist, old
- *     segments deleted), plus a static master playlist next to it.
+ *     segments deleted unless `keepSegments`), plus a static master playlist
+ *     next to it.
  * It also serves synthetic, deterministic VOD playlists and segments under
  * `/synthetic/` so tests can check bytes without a live encoder.
  *
@@ -263,7 +264,7 @@ function countPlaylistSegments(playlistText) {
  * so a stale playlist from an earlier run can never look "ready").
  * Resolves once the playlist lists at least one segment.
  */
-async function startLiveFeed({ rootDir, segmentSeconds, listSize, readyTimeoutMs }) {
+async function startLiveFeed({ rootDir, segmentSeconds, listSize, keepSegments, readyTimeoutMs }) {
   const liveDir = path.join(rootDir, 'live');
   await fsp.rm(liveDir, { recursive: true, force: true });
   await fsp.mkdir(liveDir, { recursive: true });
@@ -287,10 +288,12 @@ async function startLiveFeed({ rootDir, segmentSeconds, listSize, readyTimeoutMs
     // Audio.
     '-c:a', 'aac', '-b:a', '64k',
     // Sliding-window live HLS; temp_file => playlist/segments appear atomically.
+    // delete_segments removes segments that left the window, unless the caller
+    // wants every segment kept on disk (to compare what viewers received).
     '-f', 'hls',
     '-hls_time', String(segmentSeconds),
     '-hls_list_size', String(listSize),
-    '-hls_flags', 'delete_segments+temp_file',
+    '-hls_flags', keepSegments ? 'temp_file' : 'delete_segments+temp_file',
     '-hls_segment_filename', path.join(liveDir, 'seg-%05d.ts'),
     playlistPath,
   ];
@@ -660,6 +663,9 @@ async function fileEntity(absolutePath) {
  *                                             (`<dir>/live/` is emptied first)
  * @param {number}  [options.segmentSeconds=2] target segment length / keyframe interval
  * @param {number}  [options.listSize=6]       segments kept in the live playlist
+ * @param {boolean} [options.keepSegments=false] keep every live segment file on disk
+ *                                             after it leaves the playlist (no
+ *                                             ffmpeg `delete_segments`)
  * @param {boolean} [options.log=false]        log every request to stderr
  * @param {number}  [options.readyTimeoutMs=30000] bound on waiting for the first live segment
  * @returns {Promise<{
@@ -674,6 +680,7 @@ export async function startOrigin({
   live = true,
   segmentSeconds = 2,
   listSize = 6,
+  keepSegments = false,
   log = false,
   readyTimeoutMs = DEFAULT_LIVE_READY_TIMEOUT_MS,
 } = {}) {
@@ -800,7 +807,7 @@ export async function startOrigin({
 
   if (live) {
     try {
-      liveFeed = await startLiveFeed({ rootDir, segmentSeconds, listSize, readyTimeoutMs });
+      liveFeed = await startLiveFeed({ rootDir, segmentSeconds, listSize, keepSegments, readyTimeoutMs });
     } catch (error) {
       await stop();
       throw error;

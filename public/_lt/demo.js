@@ -30,7 +30,7 @@ document.getElementById('source').textContent = src
 document.getElementById('mode').textContent = p2p ? '(live-torrent on)' : '(plain hls.js, live-torrent off)'
 
 async function startLiveTorrent () {
-  if (params.has('ice')) window.liveTorrentConfig = { iceServers: JSON.parse(params.get('ice')) }
+  if (params.has('ice')) window.liveTorrentConfig = { ...window.liveTorrentConfig, iceServers: JSON.parse(params.get('ice')) }
   try {
     await import('/_lt/live-torrent.js')
     // Give the service worker a moment to take control, so the first

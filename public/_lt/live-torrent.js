@@ -86,6 +86,8 @@ async function start () {
 }
 
 liveTorrent.ready = start().catch(err => {
+  swarms?.destroy()
+  swarms = null
   liveTorrent.disabled = err.message || String(err)
   console.info(`live-torrent: P2P is off (${liveTorrent.disabled}); playback uses HTTP`)
   return false

@@ -3,6 +3,7 @@
  *
  *   freePort()                  a free TCP port on 127.0.0.1
  *   startWorker({...})          runs `wrangler dev` for this repo, resolves when it answers
+ *   startTracker({...})         the local WebTorrent tracker (re-exported from scripts/tracker.mjs)
  *   fetchText(url, init)        { status, headers, text }
  *   fetchBytes(url, init)       { status, headers, bytes }
  *   sleep(ms)
@@ -16,6 +17,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+export { startTracker } from '../../scripts/tracker.mjs';
 
 const LOOPBACK_HOST = '127.0.0.1';
 

@@ -316,3 +316,34 @@ describe('origin: live HLS feed from ffmpeg (live: true)', () => {
     assert.ok(segmentUris(playlist.text).length <= listSize, 'playlist keeps at most listSize segments');
   });
 });
+
+describe('origin: live feed with keepSegments (live: true)', () => {
+  const segmentSeconds = 1;
+  const listSize = 2;
+  let origin;
+
+  before(async () => {
+    origin = await startOrigin({ live: true, segmentSeconds, listSize, keepSegments: true });
+  }, { timeout: 45_000 });
+
+  after(async () => {
+    await origin?.stop();
+  });
+
+  it('keeps segments on disk (and served) after they leave the window', { timeout: 60_000 }, async () => {
+    const playlistUrl = `${origin.url}/live/index.m3u8`;
+    let playlist;
+    for (const deadline = Date.now() + 30_000; ; await sleep(250)) {
+      playlist = await fetchText(playlistUrl);
+      if (mediaSequence(playlist.text) >= 2) break;
+      assert.ok(Date.now() < deadline, `window did not slide past seg-00001:\n${playlist.text}`);
+    }
+    assert.ok(!segmentUris(playlist.text).includes('seg-00000.ts'), 'seg-00000.ts left the playlist');
+    assert.ok(segmentUris(playlist.text).length <= listSize, 'the playlist still keeps at most listSize');
+    const files = (await fsp.readdir(path.join(origin.dir, 'live'))).filter((name) => /^seg-\d{5}\.ts$/.test(name));
+    assert.ok(files.includes('seg-00000.ts') && files.includes('seg-00001.ts'), `old segments kept: ${files}`);
+    const first = await fetchBytes(`${origin.url}/live/seg-00000.ts`);
+    assert.equal(first.status, 200);
+    assert.deepEqual(first.bytes, await fsp.readFile(path.join(origin.dir, 'live', 'seg-00000.ts')));
+  });
+});

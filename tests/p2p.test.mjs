@@ -1,0 +1,171 @@
+// End to end: real viewers of the demo player share a real live feed.
+//
+// ffmpeg live origin (segments kept on disk) <- worker under `wrangler dev`
+// (magnets with the local tracker) <- three P2P viewers, each its own headless
+// Chromium, joining 4 s apart and watching until the last of them has watched
+// 60 s, plus one plain hls.js viewer (p2p=0) in the same window. Every segment
+// body each viewer's page received (including those its service worker
+// answered) must equal the origin's file; the later viewers must get bytes
+// from peers and the earlier ones must upload.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+
+import { startOrigin } from '../scripts/origin.mjs'
+import { startTracker, startWorker, sleep } from './support/harness.mjs'
+import { openViewer, playedOver } from './support/viewers.mjs'
+
+const P2P_VIEWERS = 3
+const JOIN_GAP_MS = 4_000
+/** The last P2P viewer watches this long; the earlier ones longer. */
+const WATCH_MS = 60_000
+const PLAIN_WATCH_MS = 20_000
+/** The plain viewer joins after the P2P viewers, inside the same window. */
+const PLAIN_JOIN_MS = P2P_VIEWERS * JOIN_GAP_MS
+const MIN_P2P_PLAYED_S = 40
+const MIN_PLAIN_PLAYED_S = 10
+const MIN_SEGMENTS = 10
+const FIRST_FRAME_TIMEOUT_MS = 60_000
+
+let origin, tracker, worker
+const viewers = []
+
+before(async () => {
+  origin = await startOrigin({ live: true, keepSegments: true })
+  tracker = await startTracker()
+  worker = await startWorker({ vars: { UPSTREAM: origin.url, TRACKERS: tracker.url } })
+})
+
+after(async () => {
+  await Promise.all(viewers.map(viewer => viewer.close()))
+  await worker?.stop()
+  await tracker?.stop()
+  await origin?.stop()
+})
+
+const kib = n => `${n} B (${(n / 1024).toFixed(0)} KiB)`
+
+/** sha256 of each origin file a viewer's responses name, cached. */
+const originHashes = new Map()
+async function originSha256 (name) {
+  if (!originHashes.has(name)) {
+    originHashes.set(name, fs.readFile(path.join(origin.dir, 'live', name)).then(
+      bytes => createHash('sha256').update(bytes).digest('hex'),
+      () => null
+    ))
+  }
+  return originHashes.get(name)
+}
+
+/** Responses whose body is not the origin's file: [{ name, fromServiceWorker, why }]. */
+async function mismatchedSegments (report) {
+  const bad = []
+  for (const response of report.segmentResponses) {
+    const expected = await originSha256(response.name)
+    if (expected === null) bad.push({ name: response.name, fromServiceWorker: response.fromServiceWorker, why: 'no such file at the origin' })
+    else if (expected !== response.sha256) bad.push({ name: response.name, fromServiceWorker: response.fromServiceWorker, why: `${response.bytes} bytes, sha256 differs` })
+  }
+  return bad
+}
+
+function describeViewer (report) {
+  const s = report.stats ?? { p2pBytes: 0, httpBytes: 0, uploadedBytes: 0, peers: 0 }
+  const total = s.p2pBytes + s.httpBytes
+  const share = total > 0 ? `${((100 * s.p2pBytes) / total).toFixed(1)}%` : 'n/a'
+  const latency = report.latencyMedian === null ? 'n/a' : report.latencyMedian.toFixed(1)
+  const kind = report.p2p ? '' : ' (plain hls.js, no live-torrent)'
+  return `viewer ${report.index}${kind}: p2p share ${share} (${s.p2pBytes}/(${s.p2pBytes}+${s.httpBytes})), ` +
+    `http ${s.httpBytes} B, p2p ${s.p2pBytes} B, uploaded ${s.uploadedBytes} B, peers ${s.peers}, ` +
+    `stalls ${report.stalls}, segments ${report.segments}, latency ${latency} s`
+}
+
+test('three viewers share the live feed over WebTorrent, byte-exact, and keep playing', { timeout: 6 * 60_000 }, async () => {
+  const p2pOpening = Array.from({ length: P2P_VIEWERS }, (_, i) =>
+    sleep(i * JOIN_GAP_MS).then(() => openViewer({
+      workerUrl: worker.url, index: i + 1, registry: viewers, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS
+    })))
+  const plainOpening = sleep(PLAIN_JOIN_MS).then(() => openViewer({
+    workerUrl: worker.url, index: P2P_VIEWERS + 1, p2p: false, registry: viewers, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS
+  }))
+  // Let every opening settle before judging, so none is left running unobserved.
+  const opened = await Promise.allSettled([...p2pOpening, plainOpening])
+  const failedToOpen = opened.filter(o => o.status === 'rejected').map(o => o.reason.message)
+  assert.deepEqual(failedToOpen, [], 'every viewer shows a first frame')
+  const p2pViewers = opened.slice(0, P2P_VIEWERS).map(o => o.value)
+  const plainViewer = opened[P2P_VIEWERS].value
+
+  // Watch until the last P2P viewer has watched WATCH_MS (the plain one: at least PLAIN_WATCH_MS).
+  const lastP2p = p2pViewers[P2P_VIEWERS - 1]
+  const until = Math.max(lastP2p.firstFrameAt + WATCH_MS, plainViewer.firstFrameAt + PLAIN_WATCH_MS)
+  while (Date.now() < until) await sleep(Math.min(5_000, until - Date.now()))
+
+  // What the tracker sees while everybody is still there.
+  const trackerStats = tracker.stats()
+  const reports = []
+  for (const viewer of [...p2pViewers, plainViewer]) reports.push(await viewer.finish())
+  await Promise.all(viewers.map(viewer => viewer.close()))
+  const [plain] = reports.splice(P2P_VIEWERS, 1)
+  const p2p = reports
+
+  for (const report of [...p2p, plain]) console.log(describeViewer(report))
+  console.log(`tracker (before the viewers left): ${JSON.stringify(trackerStats)}`)
+  const played = new Map()
+  for (const [viewer, report] of [...p2pViewers.map((v, i) => [v, p2p[i]]), [plainViewer, plain]]) {
+    const windowMs = viewer.p2p ? WATCH_MS : PLAIN_WATCH_MS
+    const growth = playedOver(viewer, windowMs)
+    played.set(report.index, growth)
+    console.log(`viewer ${report.index}: played ${growth.played.toFixed(1)} s in ${(growth.overMs / 1000).toFixed(1)} s ` +
+      `after its first frame (${report.firstFrameMs} ms after navigation); stalls ${report.stalls} (${Math.round(report.stallMs ?? 0)} ms); ` +
+      `watched ${(report.watchedMs / 1000).toFixed(1)} s; segment responses to the player ${report.segmentResponses.length} ` +
+      `(${report.segmentResponses.filter(r => r.fromServiceWorker).length} from the service worker); ` +
+      `segment requests ${report.segmentRequests}, to the network ${report.networkSegmentRequests}` +
+      ` (${report.networkSegmentRequestsFromServiceWorker} by the service worker); page errors ${report.pageErrors.length}`)
+    for (const error of report.pageErrors) console.log(`  page error: ${error}`)
+  }
+
+  // Playback advances for every viewer.
+  for (const report of p2p) {
+    const { played: seconds, overMs } = played.get(report.index)
+    assert.ok(overMs >= WATCH_MS - 2_000, `viewer ${report.index} was sampled over ${overMs} ms`)
+    assert.ok(seconds >= MIN_P2P_PLAYED_S,
+      `viewer ${report.index} (P2P) played ${seconds.toFixed(1)} s in its first ${WATCH_MS / 1000} s (needs ${MIN_P2P_PLAYED_S}); stalls ${report.stalls}`)
+  }
+  {
+    const { played: seconds, overMs } = played.get(plain.index)
+    assert.ok(overMs >= PLAIN_WATCH_MS - 2_000, `plain viewer was sampled over ${overMs} ms`)
+    assert.ok(seconds >= MIN_PLAIN_PLAYED_S,
+      `plain viewer played ${seconds.toFixed(1)} s in its first ${PLAIN_WATCH_MS / 1000} s (needs ${MIN_PLAIN_PLAYED_S})`)
+  }
+
+  // Every segment body each viewer received is the origin's file.
+  for (const report of [...p2p, plain]) {
+    assert.deepEqual(report.bodyErrors, [], `viewer ${report.index}: every segment response body is readable`)
+    assert.ok(report.segments >= MIN_SEGMENTS,
+      `viewer ${report.index} received ${report.segments} segments (needs ${MIN_SEGMENTS}): ${report.segmentNames.join(' ')}`)
+    assert.deepEqual(await mismatchedSegments(report), [],
+      `viewer ${report.index}: every segment received equals the origin's file (${report.segmentResponses.length} responses checked)`)
+  }
+  // The P2P viewers' players really went through the service worker and the page client.
+  for (const report of p2p) {
+    assert.equal(report.pageP2p, true, `viewer ${report.index}: ltDemo.p2p`)
+    assert.equal(report.statsError, null, `viewer ${report.index}: liveTorrent.stats() works`)
+    assert.ok(report.stats, `viewer ${report.index} has liveTorrent.stats() (liveTorrent is ${report.liveTorrentType}, disabled: ${report.disabled})`)
+    assert.ok(report.segmentResponses.some(r => r.fromServiceWorker),
+      `viewer ${report.index}: some segments were answered by the service worker (controlled: ${report.swControlled})`)
+  }
+
+  // Sharing: the later viewers got bytes from peers, the earlier ones uploaded.
+  for (const report of p2p.slice(1)) {
+    assert.ok(report.stats.p2pBytes > 0,
+      `viewer ${report.index} got bytes from peers: ${describeViewer(report)}; max peers ${report.maxPeers}`)
+  }
+  const uploadedByEarlier = p2p[0].stats.uploadedBytes + p2p[1].stats.uploadedBytes
+  assert.ok(uploadedByEarlier > 0, `viewers 1 and 2 uploaded ${kib(uploadedByEarlier)}`)
+
+  // The plain viewer: hls.js alone.
+  assert.equal(plain.liveTorrentType, 'undefined', 'window.liveTorrent is undefined with p2p=0')
+  assert.equal(plain.pageP2p, false, 'ltDemo.p2p is false with p2p=0')
+  assert.ok(plain.segmentResponses.every(r => !r.fromServiceWorker), 'no service worker answers the plain viewer')
+})
