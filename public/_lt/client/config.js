@@ -18,6 +18,9 @@ const DEFAULTS = {
   // Time kept in hand when falling back to HTTP, on top of the measured
   // HTTP fetch time of a segment.
   safetyMarginMs: 1000,
+  // How long the viewer designated to fetch a new segment first waits to see
+  // whether a peer nearer the live edge already has it.
+  firstFetchDelayMs: 500,
   // Before the player has a buffer, how long to give peers that already
   // hold a segment before fetching it over HTTP.
   startupPeerWaitMs: 300

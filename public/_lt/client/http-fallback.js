@@ -50,7 +50,10 @@ export async function sha1Hex (bytes) {
  */
 export async function completeOverHttp (segment, signal) {
   if (!segment.hasMetadata) {
+    // The .torrent is still on its way: fetch the whole file now, and seed it
+    // as soon as the metadata arrives and the bytes check out against it.
     const bytes = await fetchRange(segment.url, 0, undefined, signal)
+    seedOnceVerified(segment, bytes).catch(err => console.warn('live-torrent: not seeding', segment.url, err))
     return { bytes, httpBytes: bytes.length, seeded: false }
   }
   const missing = segment.missingPieces()
@@ -82,4 +85,21 @@ export async function completeOverHttp (segment, signal) {
   }
   await segment.seed(bytes)
   return { bytes, httpBytes, seeded: true }
+}
+
+const METADATA_WAIT_MS = 10000
+
+/** Seeds `bytes` (the whole segment) once the metadata is known, if every piece matches. */
+async function seedOnceVerified (segment, bytes) {
+  await Promise.race([
+    segment.metadata,
+    new Promise((resolve, reject) => setTimeout(() => reject(new Error('no metadata')), METADATA_WAIT_MS))
+  ])
+  if (segment.isComplete || bytes.length !== segment.length) return
+  const hashes = segment.pieceHashes()
+  for (let index = 0; index < segment.pieceCount; index++) {
+    const { start, end } = segment.pieceRange(index)
+    if ((await sha1Hex(bytes.subarray(start, end))) !== hashes[index]) return
+  }
+  await segment.seed(bytes)
 }

@@ -6,7 +6,9 @@
 //   talking: each ranks itself and the peers it is connected to by a hash of
 //   (peer id, info-hash), and the lowest fetches the segment at once and
 //   seeds it. In a swarm where everyone sees everyone, exactly one viewer
-//   per segment does, and the job rotates evenly.
+//   per segment does, and the job rotates evenly. It waits firstFetchDelayMs
+//   first and skips the fetch if a peer already has part of the segment: a
+//   viewer nearer the live edge, whose player could not wait, got it.
 // - The others wait for peers only as long as their player can afford: the
 //   deadline is the media buffer ahead of the playhead, less the measured
 //   time of an HTTP fetch and a safety margin. Then they complete the
@@ -62,7 +64,13 @@ export class SegmentDelivery {
     if (!atLiveEdge) return
     const peers = this.swarms.peerIds()
     for (const segment of segments) {
-      if (designatedFetcher(this.swarms.peerId, peers, segment.infoHash)) this.startHttp(segment)
+      if (!designatedFetcher(this.swarms.peerId, peers, segment.infoHash)) continue
+      // A viewer nearer the live edge than us may have to fetch it anyway
+      // (its player needs it now): give it a moment, and fetch only if no
+      // peer turned out to have any of the segment.
+      setTimeout(() => {
+        if (!segment.isComplete && !segment.peersHaveAny() && !segment.torrent.destroyed) this.startHttp(segment)
+      }, this.config.firstFetchDelayMs)
     }
   }
 
@@ -127,7 +135,10 @@ export class SegmentDelivery {
       httpBytes = outcome.result.httpBytes
     }
     const p2pBytes = segment.p2pBytes
-    const source = httpBytes === 0 ? 'p2p' : p2pBytes === 0 ? 'http' : 'mixed'
+    // For the label only (the byte counts stay exact): a few hundred bytes of
+    // a piece that arrived while HTTP was already under way do not make a
+    // segment "mixed".
+    const source = httpBytes === 0 ? 'p2p' : p2pBytes < 0.01 * bytes.length ? 'http' : 'mixed'
     this.stats.segmentDelivered({
       url: segment.url,
       infoHash: segment.infoHash,

@@ -82,6 +82,11 @@ export class SegmentTorrent {
       [...Array(this.pieceCount).keys()].every(i => w.peerPieces.get(i))).length
   }
 
+  /** Whether any connected peer has at least one piece. */
+  peersHaveAny () {
+    return this.torrent.wires.some(w => w.peerPieces && [...Array(this.pieceCount).keys()].some(i => w.peerPieces.get(i)))
+  }
+
   readPiece (index) {
     return new Promise((resolve, reject) =>
       this.torrent.store.get(index, (err, buf) => (err ? reject(err) : resolve(buf))))
