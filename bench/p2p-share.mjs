@@ -24,6 +24,9 @@
 //                      per viewer, mean over the P2P viewers / plain
 //   latency            hls.js latency (seconds behind the live edge), median of
 //                      1 s samples over the P2P viewers / plain
+import fs from 'node:fs/promises'
+import path from 'node:path'
+
 import { startOrigin } from '../scripts/origin.mjs'
 import { startTracker, startWorker, sleep } from '../tests/support/harness.mjs'
 import { median, openViewer } from '../tests/support/viewers.mjs'
@@ -109,6 +112,14 @@ function rowOf ({ n, p2p, plain, loggedByWorker }) {
 }
 
 const origin = await startOrigin({ live: true })
+// Viewers arrive at a feed that is already running: wait until the live
+// window is full, or the first viewer starts at the very edge of a 1-segment
+// playlist and stays there, which no real audience does.
+for (let waited = 0; waited < 30_000; waited += 500) {
+  const playlist = await fs.readFile(path.join(origin.dir, 'live', 'index.m3u8'), 'utf8').catch(() => '')
+  if ((playlist.match(/^#EXTINF/gm) || []).length >= 6) break
+  await sleep(500)
+}
 const rows = []
 try {
   for (const n of VIEWER_COUNTS) {

@@ -43,6 +43,7 @@ window.liveTorrent = liveTorrent
 
 async function start () {
   if (!config.enabled) throw new Error('disabled by configuration')
+  if (!navigator.serviceWorker) throw new Error('this browser has no service workers')
   if (typeof RTCPeerConnection === 'undefined') throw new Error('this browser has no WebRTC')
   // Loaded only when P2P can run, so a page without it pays nothing.
   const [{ SegmentSwarms }, { SegmentDelivery }] = await Promise.all([

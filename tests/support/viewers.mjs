@@ -97,6 +97,8 @@ function readPageState () {
  *                                       even when opening fails
  * @param {number}   [options.firstFrameTimeoutMs=60000]
  * @param {number}   [options.sampleEveryMs=1000]
+ * @param {Function} [options.initScript] runs in the page before its own scripts
+ *                                        (playwright addInitScript), e.g. to break something
  */
 export async function openViewer ({
   workerUrl,
@@ -106,7 +108,8 @@ export async function openViewer ({
   ice = '[]',
   registry,
   firstFrameTimeoutMs = 60_000,
-  sampleEveryMs = 1000
+  sampleEveryMs = 1000,
+  initScript = null
 }) {
   const url = demoUrl(workerUrl, { src, p2p, ice })
   const browser = await launchBrowser()
@@ -139,6 +142,7 @@ export async function openViewer ({
   viewer.context = context
   // WebRTC on loopback needs this as well as --allow-loopback-in-peer-connection.
   await context.grantPermissions(['camera', 'microphone'], { origin: workerUrl })
+  if (initScript) await context.addInitScript(initScript)
 
   context.on('request', request => {
     if (!SEGMENT_REQUEST_PATH.test(pathOf(request.url()))) return

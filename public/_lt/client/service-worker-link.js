@@ -5,7 +5,7 @@ const CONTROL_TIMEOUT_MS = 3000
 
 /** Registers the service worker and waits until it controls this page. */
 export async function registerServiceWorker (url, scope) {
-  if (!('serviceWorker' in navigator)) throw new Error('this browser has no service workers')
+  if (!navigator.serviceWorker) throw new Error('this browser has no service workers')
   await navigator.serviceWorker.register(url, { scope })
   if (navigator.serviceWorker.controller) return
   await new Promise((resolve, reject) => {
