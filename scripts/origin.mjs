@@ -30,6 +30,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { exitHooks } from './exit-hooks.mjs';
 
 /** Interface every socket binds to: this machine has no other network. */
 const LOOPBACK_HOST = '127.0.0.1';
@@ -151,7 +152,6 @@ function vodPlaylist(segmentUris) {
 const runningEncoders = new Set();
 /** Temp dirs created by startOrigin that have not been removed yet. */
 const ownedTempDirs = new Set();
-let exitHooksInstalled = false;
 
 function killEverythingNow() {
   for (const encoder of runningEncoders) {
@@ -170,31 +170,9 @@ function killEverythingNow() {
   }
 }
 
-/**
- * On SIGINT/SIGTERM: clean up, then, if nobody else handles the signal,
- * re-raise it so the process still dies the way it would have without us.
- */
-function onTerminatingSignal(signal) {
-  killEverythingNow();
-  removeExitHooks();
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function installExitHooks() {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.on('exit', killEverythingNow);
-  process.on('SIGINT', onTerminatingSignal);
-  process.on('SIGTERM', onTerminatingSignal);
-}
-
-function removeExitHooks() {
-  if (!exitHooksInstalled) return;
-  exitHooksInstalled = false;
-  process.off('exit', killEverythingNow);
-  process.off('SIGINT', onTerminatingSignal);
-  process.off('SIGTERM', onTerminatingSignal);
-}
+const hooks = exitHooks(killEverythingNow);
+const installExitHooks = hooks.install;
+const removeExitHooks = hooks.remove;
 
 /** Drops the hooks again once there is nothing left to clean up. */
 function removeExitHooksIfIdle() {

@@ -17,6 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exitHooks } from '../../scripts/exit-hooks.mjs';
 
 export { startTracker } from '../../scripts/tracker.mjs';
 
@@ -109,7 +110,6 @@ export async function fetchBytes(url, init) {
 
 /** Workers still running; killed (whole process group) if the test process exits. */
 const runningWorkers = new Set();
-let exitHooksInstalled = false;
 
 /** Sends `signal` to a process group; false if the group no longer exists. */
 function signalProcessGroup(pgid, signal) {
@@ -126,28 +126,9 @@ function killAllWorkersNow() {
   runningWorkers.clear();
 }
 
-/** Cleans up, then re-raises the signal if nobody else handles it. */
-function onTerminatingSignal(signal) {
-  killAllWorkersNow();
-  removeExitHooks();
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function installExitHooks() {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.on('exit', killAllWorkersNow);
-  process.on('SIGINT', onTerminatingSignal);
-  process.on('SIGTERM', onTerminatingSignal);
-}
-
-function removeExitHooks() {
-  if (!exitHooksInstalled) return;
-  exitHooksInstalled = false;
-  process.off('exit', killAllWorkersNow);
-  process.off('SIGINT', onTerminatingSignal);
-  process.off('SIGTERM', onTerminatingSignal);
-}
+const hooks = exitHooks(killAllWorkersNow);
+const installExitHooks = hooks.install;
+const removeExitHooks = hooks.remove;
 
 /** Collects a child's output as lines (ANSI colours stripped), keeping the last N. */
 function createOutputLog({ maxLines, onLine }) {
