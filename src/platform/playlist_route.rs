@@ -13,8 +13,11 @@ use crate::error::AppError;
 use crate::links::Links;
 use crate::playlist::{parse, ParsedPlaylist, MAX_PLAYLIST_BYTES};
 
-/// Headers of upstream's response that no longer describe our body.
-const REWRITTEN_BODY_DROPS: &[&str] = &["content-length", "content-encoding", "etag", "content-md5"];
+/// Headers of upstream's response that no longer describe our body. Without
+/// validators a player cannot revalidate into a 304 that would pin an older,
+/// less annotated copy of the playlist.
+const REWRITTEN_BODY_DROPS: &[&str] =
+    &["content-length", "content-encoding", "etag", "last-modified", "content-md5"];
 
 pub async fn serve(mut upstream: Response, playlist_url: Url, site: Site, ctx: &Context) -> Result<Response, AppError> {
     let upstream_headers = upstream.headers().clone();

@@ -76,15 +76,21 @@ export class SegmentTorrent {
     return missing
   }
 
+  /** How many of this segment's pieces `wire`'s peer has. */
+  piecesOf (wire) {
+    let count = 0
+    for (let i = 0; wire.peerPieces && i < this.pieceCount; i++) if (wire.peerPieces.get(i)) count++
+    return count
+  }
+
   /** Peers that have every piece: those we can expect the segment from. */
   seedsConnected () {
-    return this.torrent.wires.filter(w => w.peerPieces && this.pieceCount > 0 &&
-      [...Array(this.pieceCount).keys()].every(i => w.peerPieces.get(i))).length
+    return this.torrent.wires.filter(w => this.pieceCount > 0 && this.piecesOf(w) === this.pieceCount).length
   }
 
   /** Whether any connected peer has at least one piece. */
   peersHaveAny () {
-    return this.torrent.wires.some(w => w.peerPieces && [...Array(this.pieceCount).keys()].some(i => w.peerPieces.get(i)))
+    return this.torrent.wires.some(w => this.piecesOf(w) > 0)
   }
 
   readPiece (index) {
