@@ -11,7 +11,8 @@
  *     segments deleted unless `keepSegments`), plus a static master playlist
  *     next to it.
  * It also serves synthetic, deterministic VOD playlists and segments under
- * `/synthetic/` so tests can check bytes without a live encoder.
+ * `/synthetic/` so tests can check bytes without a live encoder, and
+ * misbehaviour on demand under `/faults/` (see faultResponse).
  *
  * Module use:  const origin = await startOrigin({ live: false }); ...; await origin.stop();
  * CLI use:     node scripts/origin.mjs [--port N] [--dir DIR] [--no-live] [--verbose]
@@ -49,6 +50,12 @@ const MAX_SIZED_BYTES = 8 * 1024 * 1024;
 
 /** Largest segment count `/synthetic/vod-<N>.m3u8` will list. */
 const MAX_SYNTHETIC_SEGMENTS = 100_000;
+
+/** Longest delay `/faults/slow/<ms>/...` will hold a request. */
+const MAX_FAULT_DELAY_MS = 120_000;
+
+/** Requests remembered for `requests()` (method, raw target, headers). */
+const REQUEST_LOG_SIZE = 500;
 
 /** Path prefix of the control endpoints (never counted as hits). */
 const CONTROL_PREFIX = '/_origin/';
@@ -592,6 +599,47 @@ function syntheticResource(relativePath, searchParams, lastModified) {
 }
 
 /**
+ * Misbehaviour on demand, for the worker's fault and security tests:
+ *   /faults/status/<code>/<name>      answers <code> with a short text body
+ *   /faults/slow/<ms>/<name>          holds the request <ms> ms, then 200 (a
+ *                                     tiny playlist for *.m3u8, bytes otherwise)
+ *   /faults/redirect/<name>?to=<url>  302 to <url> (any host: the test's decoy)
+ *   /faults/cookie/<name>             200 with a Set-Cookie header
+ */
+async function faultResponse(req, res, rest, searchParams) {
+  const [kind, ...parts] = rest.split('/');
+  const name = parts.join('/');
+  const body = name.endsWith('.m3u8')
+    ? '#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nseg.ts\n#EXT-X-ENDLIST\n'
+    : 'fault-test-bytes\n';
+  const type = name.endsWith('.m3u8') ? CONTENT_TYPES.get('.m3u8') : 'application/octet-stream';
+  if (kind === 'status') {
+    const code = parseBoundedInteger(parts[0] ?? '', 200, 599);
+    if (code === null) return sendText(res, 400, 'bad status\n');
+    return sendText(res, code, `origin says ${code}\n`);
+  }
+  if (kind === 'slow') {
+    const ms = parseBoundedInteger(parts[0] ?? '', 0, MAX_FAULT_DELAY_MS);
+    if (ms === null) return sendText(res, 400, 'bad delay\n');
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      res.once('close', () => { clearTimeout(timer); resolve(); });
+    });
+    if (res.destroyed) return;
+    return sendText(res, 200, body, { 'Content-Type': type });
+  }
+  if (kind === 'redirect') {
+    const to = searchParams.get('to');
+    if (!to) return sendText(res, 400, 'missing to=\n');
+    return sendText(res, 302, 'moved\n', { Location: to });
+  }
+  if (kind === 'cookie') {
+    return sendText(res, 200, body, { 'Content-Type': type, 'Set-Cookie': 'origin-session=secret; Path=/' });
+  }
+  return sendText(res, 404, 'no such fault\n');
+}
+
+/**
  * Opens a regular file under the served directory as an entity, or returns
  * null if there is no such file. The file is opened before it is measured, so
  * ffmpeg deleting or replacing it mid-request cannot produce a torn response.
@@ -649,6 +697,7 @@ async function fileEntity(absolutePath) {
  * @returns {Promise<{
  *   url: string, port: number, dir: string,
  *   hits: () => Record<string, number>, resetHits: () => void,
+ *   requests: () => Array<{method: string, target: string, headers: object}>,
  *   stop: () => Promise<void>
  * }>}
  */
@@ -678,6 +727,9 @@ export async function startOrigin({
 
   /** Request counts keyed by decoded path without query string. */
   const hitCounts = new Map();
+  /** The last REQUEST_LOG_SIZE requests: { method, target, headers }. */
+  const requestLog = [];
+  const requests = () => requestLog.slice();
   const hits = () => Object.fromEntries(hitCounts);
   const resetHits = () => hitCounts.clear();
   /** Last-Modified of everything generated: stable for this origin's lifetime. */
@@ -692,6 +744,8 @@ export async function startOrigin({
       return;
     }
     hitCounts.set(hitKey, (hitCounts.get(hitKey) ?? 0) + 1);
+    requestLog.push({ method: req.method, target: req.url ?? '', headers: { ...req.headers } });
+    if (requestLog.length > REQUEST_LOG_SIZE) requestLog.shift();
 
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendText(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
@@ -699,6 +753,11 @@ export async function startOrigin({
     }
     if (pathname === null) {
       sendText(res, 400, 'malformed path\n');
+      return;
+    }
+
+    if (pathname.startsWith('/faults/')) {
+      await faultResponse(req, res, pathname.slice('/faults/'.length), searchParams);
       return;
     }
 
@@ -792,7 +851,7 @@ export async function startOrigin({
     }
   }
 
-  return { url, port: actualPort, dir: rootDir, hits, resetHits, stop };
+  return { url, port: actualPort, dir: rootDir, hits, resetHits, requests, stop };
 }
 
 async function removeOwnedDir(dir) {

@@ -12,14 +12,14 @@ use crate::segment::SegmentId;
 use crate::torrent::InfoDict;
 
 /// Segment ids of a media playlist, in playlist order, one per distinct
-/// segment the worker may fetch (under `UPSTREAM`).
+/// segment the worker may fetch (under `UPSTREAM` or on an allowed origin).
 pub fn fetchable_segments(playlist: &MediaPlaylist, config: &Config) -> Vec<SegmentId> {
     let mut seen = HashSet::new();
     playlist
         .segments
         .iter()
-        .map(|s| SegmentId::new(s.url.clone(), s.range))
-        .filter(|id| config.worker_path(&id.url).is_some())
+        .map(|s| config.segment_id(s.url.clone(), s.range))
+        .filter(|id| config.may_fetch_segment(&id.url))
         .filter(|id| seen.insert(id.identity()))
         .collect()
 }
@@ -66,7 +66,7 @@ pub fn annotate_media(
         .segments
         .iter()
         .filter_map(|s| {
-            let id = SegmentId::new(s.url.clone(), s.range);
+            let id = links.config.segment_id(s.url.clone(), s.range);
             let info = records.get(&id.kv_key())?;
             let magnet = links.magnet(&id, info)?;
             Some((s.line, format!("{MAGNET_TAG}{magnet}")))

@@ -8,6 +8,8 @@ use std::fmt;
 
 use url::Url;
 
+use crate::segment::{ByteRange, SegmentId};
+
 /// Smallest piece WebTorrent requests from a peer (one block); a smaller piece
 /// length would only add per-piece overhead.
 pub const MIN_PIECE_LENGTH: u32 = 16 * 1024;
@@ -34,7 +36,44 @@ pub struct Config {
     /// Upstream segment fetches in flight at once (Workers allow 6 open
     /// connections per invocation).
     pub hash_concurrency: usize,
+    /// How long an upstream fetch may take to answer (status and headers)
+    /// before the viewer gets a 504.
+    pub upstream_timeout_ms: u64,
+    /// How long a KV read may take before the playlist is answered from what
+    /// is known without it.
+    pub kv_timeout_ms: u64,
+    /// Origins (`scheme://host[:port]`) besides `UPSTREAM`'s whose segments
+    /// the worker may fetch, hash and annotate when a playlist names them by
+    /// absolute URL. Requests are still only ever forwarded to `UPSTREAM`.
+    pub allowed_segment_origins: Vec<Url>,
+    /// Query parameter names left out of a segment's identity (signed CDN
+    /// tokens, expiry times), so viewers whose URLs differ only in them meet
+    /// in one swarm. The URL fetched keeps them.
+    pub volatile_query_params: Vec<String>,
+    /// Request headers forwarded upstream besides the safe default set,
+    /// lower case (e.g. `authorization`, `cookie`). Forwarding `cookie` also
+    /// passes upstream's `Set-Cookie` back.
+    pub forwarded_request_headers: Vec<String>,
 }
+
+/// Request headers never forwarded, whatever the configuration: they describe
+/// one hop of the connection, not the request, or they are set by the runtime.
+pub const HOP_BY_HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Smallest accepted `UPSTREAM_TIMEOUT_MS` / `KV_TIMEOUT_MS`.
+pub const MIN_TIMEOUT_MS: u64 = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -86,6 +125,11 @@ impl Config {
         if hash_concurrency < 1 {
             return Err(error("HASH_CONCURRENCY", "must be at least 1"));
         }
+        let upstream_timeout_ms = parse_timeout(&lookup, "UPSTREAM_TIMEOUT_MS", 10_000)?;
+        let kv_timeout_ms = parse_timeout(&lookup, "KV_TIMEOUT_MS", 1_000)?;
+        let allowed_segment_origins = parse_origins(lookup("ALLOWED_SEGMENT_ORIGINS"))?;
+        let volatile_query_params = list(lookup("VOLATILE_QUERY_PARAMS"));
+        let forwarded_request_headers = parse_header_names(lookup("FORWARD_REQUEST_HEADERS"))?;
         Ok(Config {
             upstream,
             trackers,
@@ -94,7 +138,32 @@ impl Config {
             hash_inline,
             subrequest_budget,
             hash_concurrency,
+            upstream_timeout_ms,
+            kv_timeout_ms,
+            allowed_segment_origins,
+            volatile_query_params,
+            forwarded_request_headers,
         })
+    }
+
+    /// Whether the worker may fetch `url` to hash it: it lies under
+    /// `UPSTREAM` or on an allowed segment origin.
+    pub fn may_fetch_segment(&self, url: &Url) -> bool {
+        self.worker_path(url).is_some() || self.is_allowed_segment_origin(url)
+    }
+
+    /// Whether `url` is on one of `ALLOWED_SEGMENT_ORIGINS` (and carries no
+    /// credentials).
+    pub fn is_allowed_segment_origin(&self, url: &Url) -> bool {
+        url.username().is_empty()
+            && url.password().is_none()
+            && self.allowed_segment_origins.iter().any(|o| same_origin(o, url))
+    }
+
+    /// A segment's identity under this configuration: volatile query
+    /// parameters do not count.
+    pub fn segment_id(&self, url: Url, range: Option<ByteRange>) -> SegmentId {
+        SegmentId::with_volatile_params(url, range, &self.volatile_query_params)
     }
 
     /// The upstream URL that answers worker path `path_and_query` (starts with `/`).
@@ -169,6 +238,73 @@ fn parse_trackers(value: Option<String>) -> Result<Vec<String>, ConfigError> {
         trackers.push(item.to_string());
     }
     Ok(trackers)
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Comma-separated items, trimmed, empty ones dropped.
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn parse_origins(value: Option<String>) -> Result<Vec<Url>, ConfigError> {
+    let mut origins = Vec::new();
+    for item in list(value) {
+        let url = Url::parse(&item)
+            .map_err(|e| error("ALLOWED_SEGMENT_ORIGINS", format!("{item:?} is not a URL ({e})")))?;
+        let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !bare || !url.username().is_empty() {
+            return Err(error(
+                "ALLOWED_SEGMENT_ORIGINS",
+                format!("{item:?} must be an origin: http(s)://host[:port] without path, query or credentials"),
+            ));
+        }
+        origins.push(url);
+    }
+    Ok(origins)
+}
+
+/// Characters of an HTTP header name (RFC 9110 token).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn parse_header_names(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let mut names = Vec::new();
+    for item in list(value) {
+        let name = item.to_ascii_lowercase();
+        if !is_header_name(&name) {
+            return Err(error("FORWARD_REQUEST_HEADERS", format!("{item:?} is not a header name")));
+        }
+        if HOP_BY_HOP_HEADERS.contains(&name.as_str()) {
+            return Err(error(
+                "FORWARD_REQUEST_HEADERS",
+                format!("{item:?} describes the connection and is never forwarded"),
+            ));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+fn parse_timeout(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    let value = parse_number(lookup, variable, default)?;
+    if value < MIN_TIMEOUT_MS {
+        return Err(error(variable, format!("must be at least {MIN_TIMEOUT_MS} ms, got {value}")));
+    }
+    Ok(value)
 }
 
 fn parse_number<T: std::str::FromStr>(
@@ -257,6 +393,33 @@ mod tests {
     }
 
     #[test]
+    fn fault_and_security_knobs_are_checked() {
+        let with = |name: &'static str, value: &'static str| {
+            config(&[("UPSTREAM", "http://a.example"), ("TRACKERS", ""), (name, value)])
+        };
+        let c = valid();
+        assert_eq!((c.upstream_timeout_ms, c.kv_timeout_ms), (10_000, 1_000));
+        assert!(c.allowed_segment_origins.is_empty() && c.volatile_query_params.is_empty());
+        assert!(c.forwarded_request_headers.is_empty());
+        assert_eq!(with("UPSTREAM_TIMEOUT_MS", "10").unwrap_err().variable, "UPSTREAM_TIMEOUT_MS");
+        assert_eq!(with("KV_TIMEOUT_MS", "x").unwrap_err().variable, "KV_TIMEOUT_MS");
+        for bad in ["media2.example", "https://m.example/path", "ftp://m.example", "https://u@m.example"] {
+            assert_eq!(with("ALLOWED_SEGMENT_ORIGINS", bad).unwrap_err().variable, "ALLOWED_SEGMENT_ORIGINS", "{bad}");
+        }
+        for bad in ["connection", "Transfer-Encoding", "host", "bad header"] {
+            assert_eq!(with("FORWARD_REQUEST_HEADERS", bad).unwrap_err().variable, "FORWARD_REQUEST_HEADERS", "{bad}");
+        }
+        let c = with("FORWARD_REQUEST_HEADERS", " Authorization, cookie ").unwrap();
+        assert_eq!(c.forwarded_request_headers, ["authorization", "cookie"]);
+        let c = with("ALLOWED_SEGMENT_ORIGINS", "https://m2.example, http://127.0.0.1:9000").unwrap();
+        assert!(c.may_fetch_segment(&Url::parse("https://m2.example/x/s.ts").unwrap()));
+        assert!(c.may_fetch_segment(&Url::parse("http://127.0.0.1:9000/s.ts").unwrap()));
+        assert!(!c.may_fetch_segment(&Url::parse("http://127.0.0.1:9001/s.ts").unwrap()));
+        assert!(!c.may_fetch_segment(&Url::parse("https://u:p@m2.example/s.ts").unwrap()));
+        assert!(!c.may_fetch_segment(&Url::parse("http://m2.example/s.ts").unwrap()));
+    }
+
+    #[test]
     fn worker_paths_map_to_upstream_urls_and_back() {
         let c = valid();
         let u = c.upstream_url("/a/index.m3u8?token=1").unwrap();
@@ -283,5 +446,17 @@ mod tests {
         let c = valid();
         assert_eq!(c.upstream_url("/../secret"), None);
         assert_eq!(c.upstream_url("/%2e%2e/secret").map(|u| u.to_string()), None);
+        assert_eq!(c.upstream_url("/a/%2E%2E/%2e%2E/secret"), None);
+    }
+
+    #[test]
+    fn request_paths_never_name_another_host() {
+        let c = valid();
+        for trick in ["//evil.example/x", "/@evil.example/x", "/\\evil.example/x", "/%2f%2fevil.example/x", "/..%2f..%2fx", "/.%2e/x", "/:@evil.example"] {
+            if let Some(url) = c.upstream_url(trick) {
+                assert_eq!(url.host_str(), Some("cdn.example.com"), "{trick} -> {url}");
+                assert!(url.path().starts_with("/live/"), "{trick} -> {url}");
+            }
+        }
     }
 }

@@ -14,6 +14,8 @@ pub enum AppError {
     BadRequest(String),
     /// Upstream could not be reached or answered with something unusable.
     BadGateway(String),
+    /// Upstream did not answer within `UPSTREAM_TIMEOUT_MS`.
+    GatewayTimeout(String),
     /// A bug or a runtime failure on our side.
     Internal(String),
 }
@@ -26,6 +28,7 @@ impl AppError {
             AppError::NotFound(_) => 404,
             AppError::BadRequest(_) => 400,
             AppError::BadGateway(_) => 502,
+            AppError::GatewayTimeout(_) => 504,
         }
     }
 }
@@ -38,6 +41,7 @@ impl fmt::Display for AppError {
             AppError::NotFound(what) => write!(f, "not found: {what}"),
             AppError::BadRequest(why) => write!(f, "bad request: {why}"),
             AppError::BadGateway(why) => write!(f, "upstream failed: {why}"),
+            AppError::GatewayTimeout(why) => write!(f, "upstream timed out: {why}"),
             AppError::Internal(why) => write!(f, "internal error: {why}"),
         }
     }
@@ -64,6 +68,7 @@ mod tests {
         assert_eq!(AppError::NotFound("x".into()).status(), 404);
         assert_eq!(AppError::BadRequest("x".into()).status(), 400);
         assert_eq!(AppError::BadGateway("x".into()).status(), 502);
+        assert_eq!(AppError::GatewayTimeout("x".into()).status(), 504);
         assert_eq!(AppError::Internal("x".into()).status(), 500);
     }
 }

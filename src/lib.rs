@@ -11,6 +11,8 @@ pub mod error;
 pub mod links;
 pub mod magnet;
 pub mod playlist;
+pub mod recent;
+pub mod record;
 pub mod segment;
 pub mod torrent;
 

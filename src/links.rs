@@ -22,16 +22,24 @@ pub struct Links<'a> {
 }
 
 impl Links<'_> {
-    /// The segment's URL through the worker, or `None` when the segment is
-    /// not under `UPSTREAM` (the worker never fetches other hosts).
+    /// Where a viewer fetches the segment over HTTP: through the worker when
+    /// it lies under `UPSTREAM`, directly when it is on an allowed segment
+    /// origin (the worker only ever forwards to `UPSTREAM`), else `None`.
     pub fn segment_url(&self, segment: &SegmentId) -> Option<String> {
-        Some(format!("{}{}", self.worker_origin, self.config.worker_path(&segment.url)?))
+        match self.config.worker_path(&segment.url) {
+            Some(path) => Some(format!("{}{path}", self.worker_origin)),
+            None if self.config.is_allowed_segment_origin(&segment.url) => Some(segment.url.to_string()),
+            None => None,
+        }
     }
 
     pub fn torrent_url(&self, info_hash: Id20, segment: &SegmentId) -> Option<String> {
-        let path = self.config.worker_path(&segment.url)?;
         let mut query = form_urlencoded::Serializer::new(String::new());
-        query.append_pair("path", &path);
+        match self.config.worker_path(&segment.url) {
+            Some(path) => query.append_pair("path", &path),
+            None if self.config.is_allowed_segment_origin(&segment.url) => query.append_pair("url", segment.url.as_str()),
+            None => return None,
+        };
         if let Some(r) = segment.range {
             query.append_pair("range", &format!("{}-{}", r.offset, r.last()));
         }
@@ -77,13 +85,35 @@ impl Links<'_> {
     }
 }
 
+/// Where the segment of a `.torrent` request lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentLocation {
+    /// A worker path (path and query), which maps to `UPSTREAM`.
+    WorkerPath(String),
+    /// An absolute URL, valid only on an allowed segment origin.
+    Url(String),
+}
+
 /// A parsed request for a segment's `.torrent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TorrentRequest {
     pub info_hash: Id20,
-    /// The segment's worker path (path and query), which maps to upstream.
-    pub segment_path: String,
+    pub segment: SegmentLocation,
     pub range: Option<ByteRange>,
+}
+
+impl TorrentRequest {
+    /// The segment's upstream URL, if the configuration lets the worker know
+    /// it (under `UPSTREAM` or on an allowed segment origin).
+    pub fn segment_url(&self, config: &Config) -> Option<Url> {
+        match &self.segment {
+            SegmentLocation::WorkerPath(path) => config.upstream_url(path),
+            SegmentLocation::Url(url) => {
+                let url = Url::parse(url).ok()?;
+                config.is_allowed_segment_origin(&url).then_some(url)
+            }
+        }
+    }
 }
 
 /// Parses `/_lt/torrent/<hash>.torrent` and its query.
@@ -93,17 +123,19 @@ pub fn parse_torrent_request(path: &str, query: Option<&str>) -> Result<TorrentR
         .and_then(|rest| rest.strip_suffix(".torrent"))
         .ok_or("expected /_lt/torrent/<info-hash>.torrent")?;
     let info_hash = Id20::from_hex(hex).ok_or("the info-hash must be 40 hex digits")?;
-    let mut segment_path = None;
+    let mut segment = None;
     let mut range = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match key.as_ref() {
-            "path" => segment_path = Some(value.into_owned()),
+            "path" if value.starts_with('/') => segment = Some(SegmentLocation::WorkerPath(value.into_owned())),
+            "path" => return Err("path must start with /".into()),
+            "url" => segment = Some(SegmentLocation::Url(value.into_owned())),
             "range" => range = Some(parse_range(&value).ok_or("range must be <first>-<last>")?),
             _ => {}
         }
     }
-    let segment_path = segment_path.filter(|p| p.starts_with('/')).ok_or("missing path=/<segment path>")?;
-    Ok(TorrentRequest { info_hash, segment_path, range })
+    let segment = segment.ok_or("missing path=/<segment path> or url=<segment url>")?;
+    Ok(TorrentRequest { info_hash, segment, range })
 }
 
 fn parse_range(s: &str) -> Option<ByteRange> {
@@ -138,7 +170,15 @@ mod tests {
         let t = url(&links.torrent_url(hash, &seg).unwrap());
         assert_eq!(t.origin().ascii_serialization(), "https://edge.example");
         let req = parse_torrent_request(t.path(), t.query()).unwrap();
-        assert_eq!(req, TorrentRequest { info_hash: hash, segment_path: "/a/m.mp4?t=1&u=2".into(), range: seg.range });
+        assert_eq!(
+            req,
+            TorrentRequest {
+                info_hash: hash,
+                segment: SegmentLocation::WorkerPath("/a/m.mp4?t=1&u=2".into()),
+                range: seg.range
+            }
+        );
+        assert_eq!(req.segment_url(&c), Some(seg.url.clone()));
     }
 
     #[test]
@@ -166,6 +206,29 @@ mod tests {
         assert!(m.contains("&ws=http%3A%2F%2F127.0.0.1%3A8787%2Flive%2Fs1.ts"));
         let other = SegmentId::new(url("http://other.example/live/s1.ts"), None);
         assert_eq!(links.magnet(&other, &info), None);
+    }
+
+    #[test]
+    fn segments_on_allowed_origins_are_fetched_directly_and_their_torrents_name_the_url() {
+        let c = Config::from_lookup(|name| match name {
+            "UPSTREAM" => Some("https://cdn.example".to_string()),
+            "TRACKERS" => Some(String::new()),
+            "ALLOWED_SEGMENT_ORIGINS" => Some("https://media2.example".to_string()),
+            _ => None,
+        })
+        .unwrap();
+        let links = Links { config: &c, worker_origin: "https://edge.example" };
+        let seg = SegmentId::new(url("https://media2.example/v/s1.ts?sig=1"), None);
+        let info = InfoDict::from_bytes(seg.torrent_name(), 16384, b"bytes");
+        assert_eq!(links.segment_url(&seg).as_deref(), Some("https://media2.example/v/s1.ts?sig=1"));
+        let t = url(&links.torrent_url(info.info_hash(), &seg).unwrap());
+        let req = parse_torrent_request(t.path(), t.query()).unwrap();
+        assert_eq!(req.segment_url(&c), Some(seg.url.clone()));
+        // A URL on any other origin is refused, whatever the request says.
+        let forged = TorrentRequest { segment: SegmentLocation::Url("https://evil.example/s1.ts".into()), ..req };
+        assert_eq!(forged.segment_url(&c), None);
+        let outside = SegmentId::new(url("https://evil.example/s1.ts"), None);
+        assert_eq!((links.segment_url(&outside), links.magnet(&outside, &info)), (None, None));
     }
 
     #[test]

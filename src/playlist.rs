@@ -27,6 +27,9 @@ pub const MAX_PLAYLIST_BYTES: usize = 4 * 1024 * 1024;
 pub enum PlaylistError {
     /// Not UTF-8, no `#EXTM3U`, or m3u8-rs could not parse it.
     Unparseable(String),
+    /// The text ends where no complete playlist can: a segment tag without
+    /// its URI, or a URI line without its line terminator.
+    Truncated(&'static str),
     /// The URI lines we found are not the segments m3u8-rs found, so we
     /// cannot tell which line belongs to which segment.
     Inconsistent { uri_lines: usize, segments: usize },
@@ -36,6 +39,7 @@ impl fmt::Display for PlaylistError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlaylistError::Unparseable(why) => write!(f, "unparseable playlist: {why}"),
+            PlaylistError::Truncated(why) => write!(f, "truncated playlist: {why}"),
             PlaylistError::Inconsistent { uri_lines, segments } => write!(
                 f,
                 "playlist has {uri_lines} URI lines but {segments} segments; not annotated"
@@ -124,6 +128,7 @@ pub fn parse(text: &str, playlist_url: &Url) -> Result<ParsedPlaylist, PlaylistE
         Playlist::MediaPlaylist(m) => m,
     };
     let lines = split_lines(text);
+    check_complete(&lines)?;
     let uri_lines: Vec<usize> = (0..lines.len()).filter(|&i| is_uri_line(lines[i].content)).collect();
     let agrees = uri_lines.len() == media.segments.len()
         && media.segments.iter().zip(&uri_lines).all(|(s, &l)| s.uri.trim() == lines[l].content.trim());
@@ -161,6 +166,26 @@ pub fn parse(text: &str, playlist_url: &Url) -> Result<ParsedPlaylist, PlaylistE
     }
     let is_live = !media.end_list && media.playlist_type != Some(MediaPlaylistType::Vod);
     Ok(ParsedPlaylist::Media(MediaPlaylist { is_live, segments, total_segments: uri_lines.len() }))
+}
+
+/// Tags that describe the media segment on the next URI line.
+const SEGMENT_TAGS: &[&str] = &["#EXTINF:", "#EXT-X-BYTERANGE:"];
+
+/// RFC 8216 terminates every line, and a segment's tags are followed by its
+/// URI. A playlist that breaks either rule at its end was most likely cut
+/// off in transfer (its last URI may be cut too), so it is not annotated.
+fn check_complete(lines: &[Line<'_>]) -> Result<(), PlaylistError> {
+    let Some(last) = lines.iter().rposition(|l| !l.content.trim().is_empty()) else {
+        return Ok(());
+    };
+    if is_uri_line(lines[last].content) && lines[last].ending.is_empty() {
+        return Err(PlaylistError::Truncated("the last URI line has no line terminator"));
+    }
+    let after_last_uri = lines.iter().rposition(|l| is_uri_line(l.content)).map_or(0, |i| i + 1);
+    if lines[after_last_uri..].iter().any(|l| SEGMENT_TAGS.iter().any(|t| l.content.starts_with(t))) {
+        return Err(PlaylistError::Truncated("a segment tag at the end has no URI"));
+    }
+    Ok(())
 }
 
 fn short_parse_error(e: &nom::Err<nom::error::Error<&[u8]>>) -> String {
@@ -301,6 +326,20 @@ mod tests {
         let m = media(text);
         assert_eq!(m.total_segments, 1);
         assert_eq!(m.segments[0].url.as_str(), "https://cdn.example/live/a.ts");
+    }
+
+    #[test]
+    fn playlists_cut_off_at_the_end_are_truncated() {
+        let cut_in_uri = &LIVE[..LIVE.len() - 4];
+        let cut_after_tag = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n#EXTINF:2,\n";
+        for text in [cut_in_uri, cut_after_tag] {
+            assert!(matches!(parse(text, &url("https://c.example/x.m3u8")), Err(PlaylistError::Truncated(_))), "{text:?}");
+        }
+        // A last tag without terminator is complete: its line cannot be a cut URI.
+        assert!(parse(&format!("{LIVE}#EXT-X-ENDLIST"), &url("https://c.example/x.m3u8")).is_ok());
+        // LL-HLS parts after the last full segment are not a dangling segment.
+        let ll = format!("{LIVE}#EXT-X-PART:DURATION=0.5,URI=\"p1.mp4\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p2.mp4\"\n");
+        assert!(parse(&ll, &url("https://c.example/x.m3u8")).is_ok());
     }
 
     #[test]

@@ -9,7 +9,9 @@ use crate::torrent::Id20;
 
 /// Workers KV keys are at most 512 bytes.
 const MAX_KV_KEY: usize = 512;
-const KEY_PREFIX: &str = "seg1:";
+/// Bumped whenever the stored record changes shape: `seg2` records carry
+/// upstream's validators besides the info dictionary.
+const KEY_PREFIX: &str = "seg2:";
 const MAX_NAME: usize = 120;
 
 /// Bytes `offset .. offset + length` of the resource.
@@ -28,23 +30,46 @@ impl ByteRange {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentId {
+    /// Where the bytes are fetched from, volatile query parameters included.
     pub url: Url,
     pub range: Option<ByteRange>,
+    /// `url` as it counts for identity: no fragment, no volatile parameters.
+    swarm_url: Url,
 }
 
 impl SegmentId {
     pub fn new(url: Url, range: Option<ByteRange>) -> SegmentId {
-        SegmentId { url, range }
+        SegmentId::with_volatile_params(url, range, &[])
+    }
+
+    /// A segment whose identity ignores the query parameters named in
+    /// `volatile` (signed tokens, expiry times): URLs that differ only in
+    /// them are the same segment, with the same KV record and swarm.
+    pub fn with_volatile_params(url: Url, range: Option<ByteRange>, volatile: &[String]) -> SegmentId {
+        let mut swarm_url = url.clone();
+        swarm_url.set_fragment(None);
+        let is_volatile = |name: &str| volatile.iter().any(|v| v == name);
+        if swarm_url.query_pairs().any(|(name, _)| is_volatile(&name)) {
+            let kept: Vec<(String, String)> = swarm_url
+                .query_pairs()
+                .filter(|(name, _)| !is_volatile(name))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            if kept.is_empty() {
+                swarm_url.set_query(None);
+            } else {
+                swarm_url.query_pairs_mut().clear().extend_pairs(kept);
+            }
+        }
+        SegmentId { url, range, swarm_url }
     }
 
     /// `<absolute url>` or `<absolute url>#bytes=<first>-<last>`. A fragment
     /// is never sent to a server, so it cannot collide with a real URL.
     pub fn identity(&self) -> String {
-        let mut url = self.url.clone();
-        url.set_fragment(None);
         match self.range {
-            None => url.to_string(),
-            Some(r) => format!("{url}#bytes={}-{}", r.offset, r.last()),
+            None => self.swarm_url.to_string(),
+            Some(r) => format!("{}#bytes={}-{}", self.swarm_url, r.offset, r.last()),
         }
     }
 
@@ -147,6 +172,20 @@ mod tests {
     }
 
     #[test]
+    fn volatile_query_parameters_do_not_count_for_identity() {
+        let volatile = ["token".to_string(), "exp".to_string()];
+        let with = |u: &str| SegmentId::with_volatile_params(Url::parse(u).unwrap(), None, &volatile);
+        let a = with("https://c.example/a/s1.ts?token=abc&exp=1&q=7");
+        let b = with("https://c.example/a/s1.ts?q=7&token=zzz");
+        assert_eq!(a.identity(), "https://c.example/a/s1.ts?q=7");
+        assert_eq!((a.kv_key(), a.torrent_name()), (b.kv_key(), b.torrent_name()));
+        assert_eq!(a.url.as_str(), "https://c.example/a/s1.ts?token=abc&exp=1&q=7", "the fetched URL keeps its token");
+        assert_eq!(with("https://c.example/s1.ts?token=1").identity(), "https://c.example/s1.ts");
+        assert_ne!(with("https://c.example/s1.ts?q=1").kv_key(), with("https://c.example/s1.ts?q=2").kv_key());
+        assert_ne!(id("https://c.example/s1.ts?token=1", None).kv_key(), id("https://c.example/s1.ts?token=2", None).kv_key());
+    }
+
+    #[test]
     fn different_ranges_of_one_file_are_different_segments() {
         let a = id("https://c.example/m.mp4", Some((0, 10)));
         let b = id("https://c.example/m.mp4", Some((10, 10)));
@@ -157,11 +196,11 @@ mod tests {
     #[test]
     fn kv_keys_never_exceed_512_bytes() {
         let short = id("https://c.example/s.ts", None);
-        assert_eq!(short.kv_key(), "seg1:https://c.example/s.ts");
+        assert_eq!(short.kv_key(), "seg2:https://c.example/s.ts");
         let long = id(&format!("https://c.example/{}.ts", "x".repeat(600)), None);
         let key = long.kv_key();
         assert!(key.len() <= 512);
-        assert!(key.starts_with("seg1:sha1:"));
+        assert!(key.starts_with("seg2:sha1:"));
     }
 
     #[test]

@@ -73,7 +73,13 @@ after(async () => {
 
 describe('media playlists', () => {
   test('every live segment gets a magnet whose info-hash create-torrent reproduces from the origin bytes', async () => {
-    const playlist = await get(`${worker.url}/live/index.m3u8`)
+    // The first request hashes at most HASH_INLINE segments itself and the
+    // rest after answering; a later request sees the whole window annotated.
+    const playlist = await eventually(async () => {
+      const p = await get(`${worker.url}/live/index.m3u8`)
+      const n = uriLines(p.text).length
+      return p.headers.get('x-live-torrent') === `annotated ${n}/${n}` && p
+    }, { what: 'a fully annotated live playlist' })
     assert.equal(playlist.status, 200)
     const segments = uriLines(playlist.text)
     const magnets = magnetsOf(playlist.text)

@@ -1,17 +1,25 @@
 //! HTTP plumbing: CORS, header forwarding, upstream requests.
 
-use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
+use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
+use super::timing::within;
 use super::Site;
+use crate::config::{Config, HOP_BY_HOP_HEADERS};
 use crate::error::AppError;
 
-/// Response header telling what the worker did with a playlist.
+/// Response header telling what the worker did with a playlist or segment.
 pub const STATUS_HEADER: &str = "x-live-torrent";
 
-/// Request headers passed on to upstream. Everything else (cookies,
-/// authorization meant for the worker's host, ...) stays here.
+/// Request headers passed on to upstream by default. Everything else
+/// (cookies, authorization meant for the worker's host, hop-by-hop headers)
+/// stays here unless `FORWARD_REQUEST_HEADERS` names it.
 const FORWARDED_REQUEST_HEADERS: &[&str] =
     &["range", "if-range", "if-none-match", "if-modified-since", "accept", "user-agent", "cache-control"];
+
+/// An LL-HLS blocking playlist reload (`_HLS_msn`) may be held by upstream
+/// until the next part exists, up to three target durations (RFC 8216bis,
+/// 6.2.5.2); it gets this much on top of `UPSTREAM_TIMEOUT_MS`.
+const BLOCKING_RELOAD_ALLOWANCE_MS: u64 = 30_000;
 
 /// Lets a page on any origin, and WebTorrent web seeds (which send `Range` and
 /// `Cache-Control: no-store`), read what the worker serves.
@@ -51,16 +59,19 @@ pub fn health(site: &Site) -> Result<Response, AppError> {
 
 /// Fetches `url` from upstream with `method` and the forwardable headers of
 /// `viewer` (if any). Redirects are handed back, not followed, so the worker
-/// never fetches a host other than `UPSTREAM`.
+/// never fetches a host it was not configured for. No answer (status and
+/// headers) within the configured timeout is a 504; no connection, a 502.
 pub async fn fetch_upstream(
     url: &url::Url,
     method: Method,
     viewer: Option<&Headers>,
     extra: &[(&str, String)],
+    config: &Config,
 ) -> Result<Response, AppError> {
     let headers = Headers::new();
     if let Some(viewer) = viewer {
-        for name in FORWARDED_REQUEST_HEADERS {
+        let configured = config.forwarded_request_headers.iter().map(String::as_str);
+        for name in FORWARDED_REQUEST_HEADERS.iter().copied().chain(configured) {
             if let Ok(Some(value)) = viewer.get(name) {
                 let _ = headers.set(name, &value);
             }
@@ -72,20 +83,37 @@ pub async fn fetch_upstream(
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers).with_redirect(RequestRedirect::Manual);
     let request = Request::new_with_init(url.as_str(), &init).map_err(internal)?;
-    Fetch::Request(request)
-        .send()
-        .await
-        .map_err(|e| AppError::BadGateway(format!("fetching {}: {e}", url.path())))
+    let blocking = url.query_pairs().any(|(name, _)| name == "_HLS_msn");
+    let limit_ms = config.upstream_timeout_ms + if blocking { BLOCKING_RELOAD_ALLOWANCE_MS } else { 0 };
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    match within(limit_ms, fetch.send_with_signal(&signal)).await {
+        Some(result) => result.map_err(|e| AppError::BadGateway(format!("fetching {}: {e}", url.path()))),
+        None => {
+            controller.abort();
+            Err(AppError::GatewayTimeout(format!("no answer for {} within {limit_ms} ms", url.path())))
+        }
+    }
 }
 
 /// Copies upstream's headers and adds CORS; `drop` names headers that no
-/// longer describe the body (e.g. after annotation).
-pub fn response_headers(upstream: &Headers, drop: &[&str]) -> Headers {
+/// longer describe the body (e.g. after annotation). Hop-by-hop headers never
+/// pass, and neither does `Set-Cookie`, unless cookies are forwarded
+/// upstream (`FORWARD_REQUEST_HEADERS=cookie`): a cookie upstream sets for
+/// its own host must not land on the worker's.
+pub fn response_headers(upstream: &Headers, drop: &[&str], config: &Config) -> Headers {
     let mut headers = Headers::new();
+    let cookies_pass = config.forwarded_request_headers.iter().any(|h| h == "cookie");
     for (name, value) in upstream.entries() {
-        if !drop.contains(&name.as_str()) {
-            let _ = headers.append(&name, &value);
+        let name_is = |list: &[&str]| list.contains(&name.as_str());
+        if name_is(drop) || name_is(HOP_BY_HOP_HEADERS) && name != "content-length" {
+            continue;
         }
+        if name == "set-cookie" && !cookies_pass {
+            continue;
+        }
+        let _ = headers.append(&name, &value);
     }
     add_cors(&mut headers);
     headers

@@ -7,6 +7,7 @@ mod playlist_route;
 mod proxy;
 mod records;
 mod segment_hashing;
+mod timing;
 mod torrent_route;
 
 use worker::{event, Context, Env, Method, Request, Response};
@@ -18,7 +19,7 @@ use crate::links::{RESERVED_PREFIX, TORRENT_PREFIX};
 /// Everything a route needs about the current request's environment.
 pub(crate) struct Site {
     pub config: Config,
-    pub records: records::SegmentRecords,
+    pub store: records::SegmentStore,
     /// Scheme, host and port the viewer used to reach the worker.
     pub worker_origin: String,
 }
@@ -41,8 +42,8 @@ async fn route(req: Request, env: &Env, ctx: &Context) -> Result<Response, AppEr
     let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))?;
     let url = req.url().map_err(|e| AppError::BadRequest(e.to_string()))?;
     let site = Site {
+        store: records::SegmentStore::from_env(env, &config),
         config,
-        records: records::SegmentRecords::from_env(env)?,
         worker_origin: url.origin().ascii_serialization(),
     };
     let path = url.path();

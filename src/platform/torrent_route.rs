@@ -9,20 +9,19 @@ use super::http::{add_cors, internal};
 use super::Site;
 use crate::error::AppError;
 use crate::links::{parse_torrent_request, Links};
-use crate::segment::SegmentId;
 
 pub async fn serve(site: &Site, url: &Url) -> Result<Response, AppError> {
     let request = parse_torrent_request(url.path(), url.query()).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let segment_url = site
-        .config
-        .upstream_url(&request.segment_path)
-        .ok_or_else(|| AppError::BadRequest("path does not map to a URL under UPSTREAM".into()))?;
-    let id = SegmentId::new(segment_url, request.range);
+    let segment_url = request
+        .segment_url(&site.config)
+        .ok_or_else(|| AppError::BadRequest("the segment is neither under UPSTREAM nor on an allowed origin".into()))?;
+    let id = site.config.segment_id(segment_url, request.range);
     let info = site
-        .records
+        .store
         .get(&id)
         .await
-        .ok_or_else(|| AppError::NotFound("no torrent for this segment (not hashed yet)".into()))?;
+        .ok_or_else(|| AppError::NotFound("no torrent for this segment (not hashed yet)".into()))?
+        .info;
     if info.info_hash() != request.info_hash {
         return Err(AppError::NotFound("the segment has another info-hash now".into()));
     }
