@@ -178,6 +178,7 @@ function createOutputLog({ maxLines, onLine }) {
  * @param {number}  [options.readyTimeoutMs=120000]  budget after the build
  * @param {number}  [options.buildTimeoutMs=900000]  budget for the build itself
  * @param {string}  [options.cwd=REPO_ROOT] project directory wrangler runs in
+ * @param {string}  [options.config]      a wrangler configuration file other than wrangler.toml
  * @returns {Promise<{url: string, port: number, stop: () => Promise<void>, output: () => string}>}
  */
 export async function startWorker({
@@ -188,6 +189,7 @@ export async function startWorker({
   readyTimeoutMs = 120_000,
   buildTimeoutMs = 15 * 60_000,
   cwd = REPO_ROOT,
+  config,
 } = {}) {
   const httpPort = port ?? (await freePort());
   const inspectorPort = await freePort();
@@ -204,6 +206,7 @@ export async function startWorker({
     '--show-interactive-dev-session=false',
     '--persist-to', persistTo,
   ];
+  if (config !== undefined) args.push('--config', config);
   for (const [name, value] of Object.entries(vars)) args.push('--var', `${name}:${value}`);
 
   // Deadline bookkeeping: paused while the custom build runs.
