@@ -51,6 +51,9 @@ const MAX_SIZED_BYTES = 8 * 1024 * 1024;
 /** Largest segment count `/synthetic/vod-<N>.m3u8` will list. */
 const MAX_SYNTHETIC_SEGMENTS = 100_000;
 
+/** `/faults/...`, also under one directory (`/base/faults/...`) for a worker whose UPSTREAM has a path. */
+const FAULTS_PATH = /^(?:\/[^/]+)?\/faults\//;
+
 /** Longest delay `/faults/slow/<ms>/...` will hold a request. */
 const MAX_FAULT_DELAY_MS = 120_000;
 
@@ -599,7 +602,8 @@ function syntheticResource(relativePath, searchParams, lastModified) {
 }
 
 /**
- * Misbehaviour on demand, for the worker's fault and security tests:
+ * Misbehaviour on demand, for the worker's fault and security tests
+ * (also under one directory, e.g. `/base/faults/...`):
  *   /faults/status/<code>/<name>      answers <code> with a short text body
  *   /faults/slow/<ms>/<name>          holds the request <ms> ms, then 200 (a
  *                                     tiny playlist for *.m3u8, bytes otherwise)
@@ -756,8 +760,9 @@ export async function startOrigin({
       return;
     }
 
-    if (pathname.startsWith('/faults/')) {
-      await faultResponse(req, res, pathname.slice('/faults/'.length), searchParams);
+    const fault = FAULTS_PATH.exec(pathname);
+    if (fault) {
+      await faultResponse(req, res, pathname.slice(fault[0].length), searchParams);
       return;
     }
 
