@@ -1,41 +1,26 @@
 // hls.js plays the annotated playlist exactly as it plays the upstream one:
-// the magnet lines are invisible to the player.
+// the magnet lines are invisible to the player, in every shape ffmpeg makes
+// (MPEG-TS, fMP4 with an init segment, one file with byte ranges), and a
+// master playlist's variants and audio rendition are annotated through the
+// worker while the player switches quality.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 
 import { startOrigin } from '../scripts/origin.mjs'
-import { startWorker } from './support/harness.mjs'
+import { startWorker, sleep } from './support/harness.mjs'
 import { launchBrowser } from './support/browser.mjs'
 import { magnetsOf } from './support/torrents.mjs'
+import { makeHls } from './support/media.mjs'
 
+const SHAPES = ['ts', 'fmp4', 'single-file']
 let origin, worker, browser
-
-/** A short real VOD feed (H.264 + AAC in MPEG-TS), made once by ffmpeg. */
-async function makeVod (dir) {
-  await fs.mkdir(dir, { recursive: true })
-  const args = [
-    '-hide_banner', '-loglevel', 'error', '-y',
-    '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25:duration=8',
-    '-f', 'lavfi', '-i', 'sine=frequency=440:duration=8',
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-keyint_min', '50', '-sc_threshold', '0',
-    '-c:a', 'aac', '-b:a', '64k',
-    '-f', 'hls', '-hls_time', '2', '-hls_playlist_type', 'vod',
-    '-hls_segment_filename', path.join(dir, 'seg-%03d.ts'), path.join(dir, 'index.m3u8')
-  ]
-  await new Promise((resolve, reject) => {
-    const ffmpeg = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'] })
-    let err = ''
-    ffmpeg.stderr.on('data', d => { err += d })
-    ffmpeg.on('exit', code => (code === 0 ? resolve() : reject(new Error(`ffmpeg failed: ${err}`))))
-  })
-}
 
 before(async () => {
   origin = await startOrigin({ live: false })
-  await makeVod(path.join(origin.dir, 'vod'))
+  for (const kind of SHAPES) await makeHls(path.join(origin.dir, kind), kind)
+  await makeHls(path.join(origin.dir, 'variants'), 'variants', { seconds: 16 })
   await fs.writeFile(path.join(origin.dir, 'blank.html'), '<!doctype html><title>player</title><body></body>')
   worker = await startWorker({ vars: { UPSTREAM: origin.url, TRACKERS: '' } })
   browser = await launchBrowser()
@@ -88,19 +73,96 @@ async function playWithHlsJs (src) {
   }
 }
 
-test('hls.js sees the same fragments and plays, with and without the magnet lines', async () => {
-  const annotated = await (await fetch(`${worker.url}/vod/index.m3u8`)).text()
-  assert.ok(magnetsOf(annotated).length >= 3, 'the playlist the player gets is annotated')
+for (const kind of SHAPES) {
+  test(`${kind}: hls.js sees the same fragments and plays, with and without the magnet lines`, async () => {
+    const annotated = await (await fetch(`${worker.url}/${kind}/index.m3u8`)).text()
+    assert.ok(magnetsOf(annotated).length >= 3, 'the playlist the player gets is annotated')
 
-  const direct = await playWithHlsJs(`${origin.url}/vod/index.m3u8`)
-  const viaWorker = await playWithHlsJs(`${worker.url}/vod/index.m3u8`)
-  console.log(`direct: ${direct.fragments.length} fragments, played ${direct.currentTime.toFixed(2)} s; ` +
-    `through the worker: ${viaWorker.fragments.length} fragments, played ${viaWorker.currentTime.toFixed(2)} s`)
+    const direct = await playWithHlsJs(`${origin.url}/${kind}/index.m3u8`)
+    const viaWorker = await playWithHlsJs(`${worker.url}/${kind}/index.m3u8`)
+    console.log(`${kind}: direct: ${direct.fragments.length} fragments, played ${direct.currentTime.toFixed(2)} s; ` +
+      `through the worker: ${viaWorker.fragments.length} fragments, played ${viaWorker.currentTime.toFixed(2)} s`)
 
-  assert.ok(direct.fragments.length >= 4)
-  assert.deepEqual(viaWorker.fragments, direct.fragments)
-  assert.deepEqual(direct.errors, [])
-  assert.deepEqual(viaWorker.errors, [])
-  assert.ok(direct.currentTime >= 1.5, `the upstream feed plays (${direct.currentTime})`)
-  assert.ok(viaWorker.currentTime >= 1.5, `the annotated feed plays (${viaWorker.currentTime})`)
+    assert.ok(direct.fragments.length >= 4)
+    assert.deepEqual(viaWorker.fragments, direct.fragments)
+    assert.deepEqual(direct.errors, [])
+    assert.deepEqual(viaWorker.errors, [])
+    assert.ok(direct.currentTime >= 1.5, `the upstream feed plays (${direct.currentTime})`)
+    assert.ok(viaWorker.currentTime >= 1.5, `the annotated feed plays (${viaWorker.currentTime})`)
+  })
+}
+
+test('a master with two variants and an audio rendition: all annotated, and hls.js switches quality and plays on', async () => {
+  const page = await browser.newPage()
+  let result
+  try {
+    await page.goto(`${origin.url}/blank.html`)
+    await page.addScriptTag({ url: `${worker.url}/_lt/vendor/hls.min.js` })
+    result = await page.evaluate(async (src) => {
+      const video = document.createElement('video')
+      video.muted = true
+      document.body.appendChild(video)
+      const hls = new window.Hls({ enableWorker: false, startLevel: 0, capLevelToPlayerSize: false })
+      const errors = []
+      const loaded = []
+      hls.on(window.Hls.Events.ERROR, (_, data) => { if (data.fatal) errors.push(`${data.type}/${data.details}`) })
+      hls.on(window.Hls.Events.FRAG_LOADED, (_, data) => loaded.push({ type: data.frag.type, level: data.frag.level, url: data.frag.url }))
+      const waitFor = async (condition, ms) => {
+        const started = performance.now()
+        while (!condition() && performance.now() - started < ms) await new Promise(resolve => setTimeout(resolve, 100))
+        return condition()
+      }
+      // Manual level choice (no ABR), so the switch below is ours.
+      hls.on(window.Hls.Events.MANIFEST_PARSED, () => { hls.currentLevel = 0 })
+      hls.loadSource(src)
+      hls.attachMedia(video)
+      video.play().catch(() => {})
+      const played = await waitFor(() => video.currentTime >= 1.5, 20000)
+      const before = video.currentTime
+      const levelsBefore = new Set(loaded.filter(f => f.type === 'main').map(f => f.level))
+      const target = 1
+      hls.currentLevel = target
+      const switched = await waitFor(() => loaded.some(f => f.type === 'main' && f.level === target) && video.currentTime >= before + 2, 25000)
+      const summary = {
+        levels: hls.levels.map(l => l.url[0]),
+        audioTracks: hls.audioTracks.map(t => t.url),
+        played,
+        switched,
+        target,
+        levelsBefore: [...levelsBefore],
+        mainFragmentsAfter: loaded.filter(f => f.type === 'main' && f.level === target).length,
+        audioFragments: loaded.filter(f => f.type === 'audio').length,
+        before,
+        after: video.currentTime,
+        errors
+      }
+      hls.destroy()
+      return summary
+    }, `${worker.url}/variants/master.m3u8`)
+  } finally {
+    await page.close()
+  }
+  console.log(`variants: ${JSON.stringify(result)}`)
+  assert.deepEqual(result.errors, [])
+  assert.ok(result.played, 'it started')
+  assert.deepEqual(result.levelsBefore, [0], 'it played level 0 first')
+  assert.ok(result.switched, `it switched to level ${result.target} and played on (${result.before} -> ${result.after})`)
+  assert.ok(result.audioFragments >= 1, 'the audio rendition played')
+  // Every media playlist the player used came through the worker...
+  const mediaPlaylists = [...result.levels, ...result.audioTracks]
+  assert.equal(mediaPlaylists.length, 3)
+  for (const url of mediaPlaylists) assert.ok(url.startsWith(`${worker.url}/variants/`), url)
+  // ...and is annotated there, once its background hashing is done.
+  for (const url of mediaPlaylists) {
+    let state
+    for (let i = 0; i < 40; i++) {
+      const response = await fetch(url)
+      const text = await response.text()
+      state = response.headers.get('x-live-torrent')
+      const m = /^annotated (\d+)\/(\d+)$/.exec(state ?? '')
+      if (m && m[1] === m[2] && magnetsOf(text).length === Number(m[2])) break
+      await sleep(500)
+    }
+    assert.match(state, /^annotated (\d+)\/\1$/, url)
+  }
 })
