@@ -8,7 +8,7 @@
 //   ready            Promise<boolean>: true once P2P is on, false if it is off
 //                    (the player then simply uses HTTP)
 //   disabled         why P2P is off, or null
-//   stats()          { p2pBytes, httpBytes, uploadedBytes, peers, segments }
+//   stats()          { p2pBytes, httpBytes, uploadedBytes, peers, segments, rejectedPieces }
 //   on('segment', fn) / off('segment', fn)
 //                    fn({ url, infoHash, bytes, p2pBytes, httpBytes, ms, source })
 //                    for every segment handed to the player

@@ -16,18 +16,43 @@ function toHex (bytes) {
 
 /** A segment's torrent: what we have of it, and how to read and complete it. */
 export class SegmentTorrent {
-  constructor (url, magnet, torrent) {
+  /**
+   * `onBadPiece(index, wires)` is called when a piece from peers fails its
+   * SHA-1 check, with the connections that sent blocks of it.
+   */
+  constructor (url, magnet, torrent, onBadPiece = () => {}) {
     this.url = url
     this.magnet = magnet
     this.infoHash = infoHashOf(magnet)
     this.torrent = torrent
     this.listedAt = performance.now()
+    /** Bytes of pieces that came from peers and passed their SHA-1 check. */
     this.p2pBytes = 0
     /** A delivery to the player in progress or done (set by SegmentDelivery). */
     this.delivery = null
     /** An HTTP fetch in progress (set by SegmentDelivery). */
     this.httpFetch = null
-    torrent.on('download', bytes => { this.p2pBytes += bytes })
+    /** Piece index -> the connections that sent blocks of it since it was last checked. */
+    this.senders = new Map()
+    /** True while our own (HTTP) bytes are being loaded: those pieces are not from peers. */
+    this.loading = false
+    torrent.on('wire', wire => wire.on('piece', index => {
+      if (!this.senders.has(index)) this.senders.set(index, new Set())
+      this.senders.get(index).add(wire)
+    }))
+    torrent.on('verified', index => {
+      if (!this.loading && this.senders.has(index)) this.p2pBytes += this.pieceRange(index).end - this.pieceRange(index).start
+      this.senders.delete(index)
+    })
+    // WebTorrent drops a piece from peers that fails its SHA-1 check and says
+    // so only in a warning ("Piece N failed verification").
+    torrent.on('warning', err => {
+      const failed = /^Piece (\d+) failed verification/.exec(err?.message || '')
+      if (!failed) return
+      const index = Number(failed[1])
+      onBadPiece(index, [...(this.senders.get(index) || [])])
+      this.senders.delete(index)
+    })
     this.metadata = new Promise((resolve, reject) => {
       if (torrent.ready) resolve()
       torrent.once('ready', resolve)
@@ -113,7 +138,12 @@ export class SegmentTorrent {
     const missing = this.missingPieces()
     if (missing.length === 0) return
     // load() takes a list of chunk sources; one source yielding the segment.
-    await new Promise((resolve, reject) => this.torrent.load([[bytes]], err => (err ? reject(err) : resolve())))
+    this.loading = true
+    try {
+      await new Promise((resolve, reject) => this.torrent.load([[bytes]], err => (err ? reject(err) : resolve())))
+    } finally {
+      this.loading = false
+    }
     for (const wire of this.torrent.wires) {
       for (const index of missing) wire.have(index)
     }
@@ -127,8 +157,40 @@ export class SegmentSwarms {
     this.client.on('error', err => console.warn('live-torrent: WebTorrent error', err))
     this.client.on('upload', bytes => stats.uploaded(bytes))
     this.maxTorrents = maxTorrents
+    this.stats = stats
     /** segment URL -> SegmentTorrent, in the order segments were listed. */
     this.segments = new Map()
+    /**
+     * Ids of peers that sent a piece failing its check. WebTorrent would ask
+     * them again and again; we close their connections, in every segment.
+     */
+    this.bannedPeers = new Set()
+    /** Peer id -> failed pieces it shared a part of with other senders. */
+    this.strikes = new Map()
+  }
+
+  /**
+   * A piece failed its check. Its only sender is dropped at once; when
+   * several peers sent blocks of it, each is dropped at its second such piece,
+   * so an honest peer is not punished for another's garbage.
+   */
+  pieceFailed (senders) {
+    this.stats.pieceRejected()
+    for (const wire of senders) {
+      const strikes = (this.strikes.get(wire.peerId) || 0) + 1
+      this.strikes.set(wire.peerId, strikes)
+      if (senders.length === 1 || strikes >= 2) this.ban(wire.peerId)
+    }
+  }
+
+  /** Closes every connection to `peerId`, now and in future segments. */
+  ban (peerId) {
+    if (!peerId || this.bannedPeers.has(peerId)) return
+    this.bannedPeers.add(peerId)
+    console.warn('live-torrent: dropping a peer that sent corrupt data', peerId)
+    for (const segment of this.segments.values()) {
+      for (const wire of segment.torrent.wires) if (wire.peerId === peerId) wire.destroy()
+    }
   }
 
   get (url) {
@@ -152,8 +214,12 @@ export class SegmentSwarms {
         continue
       }
       torrent.on('error', err => console.warn('live-torrent: torrent error', url, err))
-      torrent.on('warning', () => {})
-      const segment = new SegmentTorrent(url, magnet, torrent)
+      torrent.on('wire', wire => {
+        const refuse = () => { if (this.bannedPeers.has(wire.peerId)) wire.destroy() }
+        if (wire.peerId) refuse()
+        else wire.once('handshake', refuse)
+      })
+      const segment = new SegmentTorrent(url, magnet, torrent, (index, senders) => this.pieceFailed(senders))
       this.segments.set(url, segment)
       joined.push(segment)
     }

@@ -8,6 +8,9 @@ export class ClientStats extends EventTarget {
     this.httpBytes = 0
     this.uploadedBytes = 0
     this.segments = 0
+    // Pieces received from peers that failed their SHA-1 check and were
+    // dropped (WebTorrent asks for them again, from peers or over HTTP).
+    this.rejectedPieces = 0
   }
 
   /** @param {{url, infoHash, bytes, p2pBytes, httpBytes, ms, source}} detail */
@@ -22,13 +25,18 @@ export class ClientStats extends EventTarget {
     this.uploadedBytes += bytes
   }
 
+  pieceRejected () {
+    this.rejectedPieces += 1
+  }
+
   snapshot (peers) {
     return {
       p2pBytes: this.p2pBytes,
       httpBytes: this.httpBytes,
       uploadedBytes: this.uploadedBytes,
       peers,
-      segments: this.segments
+      segments: this.segments,
+      rejectedPieces: this.rejectedPieces
     }
   }
 }
