@@ -64,9 +64,9 @@ async function start () {
         console.warn('live-torrent: playlist not used', err)
       }
     },
-    async onSegment ({ url, magnet }, reply) {
+    async onSegment ({ key = null, url, magnet, range = null }, reply) {
       try {
-        const segment = swarms.get(url) || (magnet && swarms.join([{ url, magnet }])[0])
+        const segment = swarms.get(key || url) || (magnet && swarms.join([{ key, url, magnet, range }])[0])
         if (!segment) return reply({ type: 'fallback', reason: 'unknown segment' })
         const deadlineMs = delivery.deadlineMs(segment)
         reply({ type: 'ack', deadlineMs })

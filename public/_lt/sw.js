@@ -7,9 +7,14 @@
 // over HTTP before the player would stall); if it does not answer, or answers
 // "fallback", the request goes to the network as if this worker did not exist.
 //
-// The only state here is a map from segment URL to magnet, rebuilt from every
+// The only state here is a map from segment key to magnet, rebuilt from every
 // playlist (each few seconds for live). If the browser stops this worker and
 // the map is lost, segment requests go to the network until the next playlist.
+//
+// A segment's key is its URL, plus `#bytes=<first>-<last>` for a byte-range
+// segment (EXT-X-BYTERANGE; the range comes from the magnet's .torrent URL).
+// The player asks for those with a Range header naming exactly that range,
+// and gets a 206 from here.
 
 const MAGNET_TAG = '#EXT-X-LT-MAGNET:'
 // The page client acknowledges a segment request at once; without an ack in
@@ -19,8 +24,37 @@ const ACK_TIMEOUT_MS = 500
 const DELIVERY_GRACE_MS = 3000
 const MAX_KNOWN_SEGMENTS = 2000
 
-/** segment URL -> magnet URI, newest last. */
+/** segment key -> magnet URI, newest last. */
 const magnets = new Map()
+/**
+ * Keys offered to the page right now. The page's own HTTP fallback for a
+ * byte-range segment may ask for exactly that range: it goes to the network.
+ */
+const offered = new Set()
+
+/** `url`, or `url#bytes=<first>-<last>` for a byte range. */
+function keyOf (url, range) {
+  return range ? `${url}#bytes=${range.first}-${range.last}` : url
+}
+
+/** The byte range a magnet's segment covers (`range=` of its xs= URL), or null. */
+function magnetRange (magnet) {
+  try {
+    const xs = new URLSearchParams(magnet.slice(magnet.indexOf('?') + 1)).get('xs')
+    const match = xs && /^(\d+)-(\d+)$/.exec(new URL(xs).searchParams.get('range') || '')
+    return match ? { first: Number(match[1]), last: Number(match[2]) } : null
+  } catch (err) {
+    return null
+  }
+}
+
+/** A request's single closed byte range; null without Range, undefined for any other Range. */
+function requestRange (request) {
+  const header = request.headers.get('range')
+  if (!header) return null
+  const match = /^bytes=(\d+)-(\d+)$/.exec(header.trim())
+  return match ? { first: Number(match[1]), last: Number(match[2]) } : undefined
+}
 
 self.addEventListener('install', () => self.skipWaiting())
 self.addEventListener('activate', event => event.waitUntil(self.clients.claim()))
@@ -32,8 +66,11 @@ self.addEventListener('fetch', event => {
     event.respondWith(fetchPlaylist(event))
     return
   }
-  if (request.headers.has('range') || !magnets.has(request.url)) return
-  event.respondWith(fetchSegment(event))
+  const range = requestRange(request)
+  if (range === undefined) return
+  const key = keyOf(request.url, range)
+  if (!magnets.has(key) || offered.has(key)) return
+  event.respondWith(fetchSegment(event, key, range))
 })
 
 function isPlaylist (url) {
@@ -60,9 +97,11 @@ async function readMagnets (response, clientId) {
       if (!uri || uri.startsWith('#')) continue
       const url = new URL(uri, base).href
       const magnet = lines[i].slice(MAGNET_TAG.length)
-      magnets.delete(url)
-      magnets.set(url, magnet)
-      segments.push({ url, magnet })
+      const range = magnetRange(magnet)
+      const key = keyOf(url, range)
+      magnets.delete(key)
+      magnets.set(key, magnet)
+      segments.push({ key, url, magnet, range })
     }
     while (magnets.size > MAX_KNOWN_SEGMENTS) magnets.delete(magnets.keys().next().value)
     if (segments.length === 0) return
@@ -79,23 +118,27 @@ async function pageClients (clientId) {
   return self.clients.matchAll({ type: 'window' })
 }
 
-async function fetchSegment (event) {
+async function fetchSegment (event, key, range) {
   const request = event.request
+  offered.add(key)
   try {
     const [client] = await pageClients(event.clientId)
-    const answer = client && await askPage(client, request.url, magnets.get(request.url))
-    if (answer && answer.type === 'bytes') {
-      return new Response(answer.buffer, {
-        status: 200,
-        headers: {
-          'Content-Type': answer.contentType || 'application/octet-stream',
-          'Content-Length': String(answer.buffer.byteLength),
-          'X-Live-Torrent-Source': answer.source
-        }
-      })
+    const segment = { key, url: request.url, magnet: magnets.get(key), range }
+    const answer = client && await askPage(client, segment)
+    const expected = range ? range.last - range.first + 1 : null
+    if (answer && answer.type === 'bytes' && (expected === null || answer.buffer.byteLength === expected)) {
+      const headers = {
+        'Content-Type': answer.contentType || 'application/octet-stream',
+        'Content-Length': String(answer.buffer.byteLength),
+        'X-Live-Torrent-Source': answer.source
+      }
+      if (range) headers['Content-Range'] = `bytes ${range.first}-${range.last}/*`
+      return new Response(answer.buffer, { status: range ? 206 : 200, headers })
     }
   } catch (err) {
     // Fall through to the network.
+  } finally {
+    offered.delete(key)
   }
   return fetch(request)
 }
@@ -105,7 +148,7 @@ async function fetchSegment (event) {
  * null when it does not acknowledge in time or does not deliver by its own
  * deadline plus a grace period.
  */
-function askPage (client, url, magnet) {
+function askPage (client, segment) {
   return new Promise(resolve => {
     const channel = new MessageChannel()
     let timer = setTimeout(() => finish(null), ACK_TIMEOUT_MS)
@@ -122,6 +165,6 @@ function askPage (client, url, magnet) {
         finish(data)
       }
     }
-    client.postMessage({ type: 'lt:segment', url, magnet }, [channel.port2])
+    client.postMessage({ type: 'lt:segment', ...segment }, [channel.port2])
   })
 }

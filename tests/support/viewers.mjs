@@ -99,6 +99,10 @@ function readPageState () {
  * @param {number}   [options.sampleEveryMs=1000]
  * @param {Function} [options.initScript] runs in the page before its own scripts
  *                                        (playwright addInitScript), e.g. to break something
+ * @param {RegExp}   [options.segmentPath=SEGMENT_PATH]  responses recorded in segmentResponses
+ * @param {RegExp}   [options.segmentRequestPath]        requests recorded in segmentRequests
+ * @param {boolean}  [options.partialResponses=false]    record 206 responses too (byte-range
+ *                                                        segments), with their request's range
  */
 export async function openViewer ({
   workerUrl,
@@ -109,7 +113,10 @@ export async function openViewer ({
   registry,
   firstFrameTimeoutMs = 60_000,
   sampleEveryMs = 1000,
-  initScript = null
+  initScript = null,
+  segmentPath = SEGMENT_PATH,
+  segmentRequestPath = SEGMENT_REQUEST_PATH,
+  partialResponses = false
 }) {
   const url = demoUrl(workerUrl, { src, p2p, ice })
   const browser = await launchBrowser()
@@ -145,7 +152,7 @@ export async function openViewer ({
   if (initScript) await context.addInitScript(initScript)
 
   context.on('request', request => {
-    if (!SEGMENT_REQUEST_PATH.test(pathOf(request.url()))) return
+    if (!segmentRequestPath.test(pathOf(request.url()))) return
     const record = {
       url: request.url(),
       method: request.method(),
@@ -175,10 +182,13 @@ export async function openViewer ({
   let recording = true
   page.on('response', response => {
     if (!recording) return
-    if (response.status() !== 200 || !SEGMENT_PATH.test(pathOf(response.url()))) return
+    const status = response.status()
+    if (!(status === 200 || (partialResponses && status === 206)) || !segmentPath.test(pathOf(response.url()))) return
     const entry = {
       name: pathOf(response.url()).split('/').pop(),
       url: response.url(),
+      status,
+      range: response.request().headers().range ?? null,
       fromServiceWorker: response.fromServiceWorker(),
       bytes: null,
       sha256: null

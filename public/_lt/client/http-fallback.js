@@ -52,7 +52,7 @@ export async function completeOverHttp (segment, signal) {
   if (!segment.hasMetadata) {
     // The .torrent is still on its way: fetch the whole file now, and seed it
     // as soon as the metadata arrives and the bytes check out against it.
-    const bytes = await fetchRange(segment.url, 0, undefined, signal)
+    const bytes = await fetchRange(segment.url, segment.offset, segment.rangeEnd, signal)
     seedOnceVerified(segment, bytes).catch(err => console.warn('live-torrent: not seeding', segment.url, err))
     return { bytes, httpBytes: bytes.length, seeded: false }
   }
@@ -60,7 +60,8 @@ export async function completeOverHttp (segment, signal) {
   if (missing.length === 0) return { bytes: await segment.bytes(), httpBytes: 0, seeded: true }
 
   const ranges = rangesFor(missing, i => segment.pieceRange(i))
-  const parts = await Promise.all(ranges.map(r => fetchRange(segment.url, r.start, r.end, signal)))
+  // Piece offsets are within the segment; a byte-range segment starts at segment.offset.
+  const parts = await Promise.all(ranges.map(r => fetchRange(segment.url, segment.offset + r.start, segment.offset + r.end, signal)))
   let httpBytes = parts.reduce((sum, p) => sum + p.length, 0)
   const bytes = new Uint8Array(segment.length)
   const fromHttp = new Set()
@@ -79,7 +80,7 @@ export async function completeOverHttp (segment, signal) {
     }
   }
   if (!intact) {
-    const whole = await fetchRange(segment.url, 0, undefined, signal)
+    const whole = await fetchRange(segment.url, segment.offset, segment.rangeEnd, signal)
     httpBytes += whole.length
     return { bytes: whole, httpBytes, seeded: false }
   }

@@ -20,8 +20,14 @@ export class SegmentTorrent {
    * `onBadPiece(index, wires)` is called when a piece from peers fails its
    * SHA-1 check, with the connections that sent blocks of it.
    */
-  constructor (url, magnet, torrent, onBadPiece = () => {}) {
+  constructor (url, magnet, torrent, onBadPiece = () => {}, range = null) {
     this.url = url
+    /**
+     * Where the segment's bytes lie in the resource at `url`: [offset,
+     * rangeEnd) for an EXT-X-BYTERANGE segment, else the whole resource.
+     */
+    this.offset = range ? range.first : 0
+    this.rangeEnd = range ? range.last + 1 : undefined
     this.magnet = magnet
     this.infoHash = infoHashOf(magnet)
     this.torrent = torrent
@@ -158,7 +164,7 @@ export class SegmentSwarms {
     this.client.on('upload', bytes => stats.uploaded(bytes))
     this.maxTorrents = maxTorrents
     this.stats = stats
-    /** segment URL -> SegmentTorrent, in the order segments were listed. */
+    /** segment key (URL, plus #bytes=first-last for a range) -> SegmentTorrent, in the order listed. */
     this.segments = new Map()
     /**
      * Ids of peers that sent a piece failing its check. WebTorrent would ask
@@ -193,8 +199,8 @@ export class SegmentSwarms {
     }
   }
 
-  get (url) {
-    return this.segments.get(url) || null
+  get (key) {
+    return this.segments.get(key) || null
   }
 
   /**
@@ -204,8 +210,9 @@ export class SegmentSwarms {
    */
   join (listed) {
     const joined = []
-    for (const { url, magnet } of listed) {
-      if (this.segments.has(url)) continue
+    for (const { key: listedKey, url, magnet, range = null } of listed) {
+      const key = listedKey || url
+      if (this.segments.has(key)) continue
       let torrent
       try {
         torrent = this.client.add(magnet, { store: MemoryChunkStore, storeCacheSlots: 0, destroyStoreOnDestroy: true })
@@ -219,8 +226,8 @@ export class SegmentSwarms {
         if (wire.peerId) refuse()
         else wire.once('handshake', refuse)
       })
-      const segment = new SegmentTorrent(url, magnet, torrent, (index, senders) => this.pieceFailed(senders))
-      this.segments.set(url, segment)
+      const segment = new SegmentTorrent(url, magnet, torrent, (index, senders) => this.pieceFailed(senders), range)
+      this.segments.set(key, segment)
       joined.push(segment)
     }
     this.evict()
@@ -229,10 +236,10 @@ export class SegmentSwarms {
 
   /** Drops the oldest segments beyond the window, unless being delivered. */
   evict () {
-    for (const [url, segment] of this.segments) {
+    for (const [key, segment] of this.segments) {
       if (this.segments.size <= this.maxTorrents) break
       if (segment.delivery && !segment.delivered) continue
-      this.segments.delete(url)
+      this.segments.delete(key)
       segment.torrent.destroy({ destroyStore: true })
     }
   }

@@ -16,7 +16,7 @@ export async function registerServiceWorker (url, scope) {
 
 /**
  * Routes service worker messages: `onPlaylist({ playlistUrl, segments })`
- * and `onSegment({ url, magnet }, reply)`, where `reply(message, transfer)`
+ * and `onSegment({ key, url, magnet, range }, reply)`, where `reply(message, transfer)`
  * answers on the request's own channel.
  */
 export function listenToServiceWorker ({ onPlaylist, onSegment }) {
