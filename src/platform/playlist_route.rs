@@ -24,6 +24,12 @@ use crate::torrent::InfoDict;
 const REWRITTEN_BODY_DROPS: &[&str] =
     &["content-length", "content-encoding", "etag", "last-modified", "content-md5"];
 
+/// Longest a playlist response waits for a segment another request of this
+/// isolate is hashing (a few hundred ms normally). If that request was
+/// cancelled, its claim lapses only later; the segment then goes without a
+/// magnet in this response rather than holding it up.
+const WAIT_FOR_OTHERS_MS: u64 = 2_000;
+
 pub async fn serve(mut upstream: Response, playlist_url: Url, site: Site, ctx: &Context) -> Result<Response, AppError> {
     let upstream_headers = upstream.headers().clone();
     let declared = upstream_headers
@@ -86,7 +92,7 @@ async fn records_for(playlist: &MediaPlaylist, site: &Site, ctx: &Context) -> (H
     // The response waits for the inline hashes, never for KV writes.
     let (hashed, waited) = futures_util::join!(
         hash_segments(inline, config, store),
-        store.wait_for(&elsewhere, config.upstream_timeout_ms)
+        store.wait_for(&elsewhere, config.upstream_timeout_ms.min(WAIT_FOR_OTHERS_MS))
     );
     records.extend(waited);
     records.extend(hashed.iter().map(|(id, record)| (id.kv_key(), record.clone())));
