@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WORKER_BUILD_VERSION=0.8.7
+# `make test-fuzz` / `make fuzz`; the fuzz crate pins libfuzzer-sys itself.
+CARGO_FUZZ_VERSION=0.13.2
 # Must equal the wasm-bindgen version in Cargo.lock; checked below.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock)
 TOOLS_DIR=${LT_TOOLS_DIR:-$PWD/.tools}
@@ -27,8 +29,9 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
 fi
 
 # --- cargo-installed tools ------------------------------------------------
-install_crate() { # crate version binary
+install_crate() { # crate version binary [extra cargo install flags]
   local crate=$1 version=$2 bin=$3 found
+  shift 3
   if have_version "$TOOLS_DIR/bin/$bin" "$version"; then return; fi
   mkdir -p "$TOOLS_DIR/bin"
   # Reuse a matching binary already on PATH instead of rebuilding it.
@@ -39,10 +42,18 @@ install_crate() { # crate version binary
   fi
   log "cargo install $crate $version (several minutes, once)"
   # wasm-bindgen-cli does not install with --locked (see README, Build).
-  cargo install --quiet --root "$TOOLS_DIR" "$crate" --version "=$version"
+  cargo install --quiet --root "$TOOLS_DIR" "$@" "$crate" --version "=$version"
 }
 install_crate worker-build "$WORKER_BUILD_VERSION" worker-build
 install_crate wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
+install_crate cargo-fuzz "$CARGO_FUZZ_VERSION" cargo-fuzz --locked
+
+# --- fuzz crate dependencies (fuzz/ is a workspace of its own) -------------
+# Fetched now so that building the fuzz target never needs the network.
+if ! cargo fetch --quiet --offline --manifest-path fuzz/Cargo.toml 2>/dev/null; then
+  log "cargo fetch (fuzz crate)"
+  cargo fetch --quiet --manifest-path fuzz/Cargo.toml
+fi
 
 # --- Debian packages (ffmpeg for the local origin, chromium for browser tests)
 missing=()

@@ -78,9 +78,21 @@ impl Links<'_> {
         if !(is_root_relative || is_absolute && absolute_too) {
             return None;
         }
+        // Without a path prefix, a root-relative URI already names the same
+        // path on the worker: leave its text alone.
+        if is_root_relative && self.config.upstream.path().trim_end_matches('/').is_empty() {
+            return None;
+        }
         let target = playlist_url.join(uri).ok()?;
         let path = self.config.worker_path(&target)?;
-        let routed = if is_absolute { format!("{}{path}", self.worker_origin) } else { path };
+        let routed = if is_absolute {
+            format!("{}{path}", self.worker_origin)
+        } else if path.starts_with("//") {
+            // `//x/...` would be read as another host; `/.//x/...` is the same path on this one.
+            format!("/.{path}")
+        } else {
+            path
+        };
         (routed != uri).then_some(routed)
     }
 }
@@ -254,5 +266,14 @@ mod tests {
         let pl = url("https://cdn.example/base/live/index.m3u8");
         assert_eq!(links.route_uri("/base/live/s.ts", &pl, false).as_deref(), Some("/live/s.ts"));
         assert_eq!(links.route_uri("/other/s.ts", &pl, false), None);
+        // Found by fuzzing: a path whose routed form starts with `//` would name another host.
+        assert_eq!(links.route_uri("/base//evil.example/s.ts", &pl, false).as_deref(), Some("/.//evil.example/s.ts"));
+        let plain = config("https://cdn.example");
+        let links = Links { config: &plain, worker_origin: "https://edge.example" };
+        let pl = url("https://cdn.example/live/index.m3u8");
+        assert_eq!(links.route_uri("/..//evil.example/a.ts", &pl, false), None, "kept as written");
+        assert_eq!(links.route_uri("/a/../b.ts", &pl, false), None);
+        let routed_on_worker = url("https://edge.example/live/index.m3u8").join("/..//evil.example/a.ts").unwrap();
+        assert_eq!(routed_on_worker.host_str(), Some("edge.example"));
     }
 }

@@ -207,14 +207,17 @@ fn short_parse_error(e: &nom::Err<nom::error::Error<&[u8]>>) -> String {
 pub fn insert_before_lines(text: &str, mut insertions: Vec<(usize, String)>) -> String {
     insertions.sort_by_key(|(line, _)| *line);
     let lines = split_lines(text);
-    let default_ending = lines.iter().map(|l| l.ending).find(|e| !e.is_empty()).unwrap_or("\n");
+    // Only a terminator that ends in LF ends a line for every reader: a lone
+    // CR (possible on a last line) would glue the inserted line to the next.
+    let ends_line = |ending: &str| ending.ends_with('\n');
+    let default_ending = lines.iter().map(|l| l.ending).find(|e| ends_line(e)).unwrap_or("\n");
     let extra: usize = insertions.iter().map(|(_, s)| s.len() + 2).sum();
     let mut out = String::with_capacity(text.len() + extra);
     let mut next = insertions.into_iter().peekable();
     for (i, line) in lines.iter().enumerate() {
         while let Some((_, inserted)) = next.next_if(|(at, _)| *at == i) {
             out.push_str(&inserted);
-            out.push_str(if line.ending.is_empty() { default_ending } else { line.ending });
+            out.push_str(if ends_line(line.ending) { line.ending } else { default_ending });
         }
         out.push_str(line.content);
         out.push_str(line.ending);
@@ -384,6 +387,15 @@ mod tests {
             "\u{feff}#EXTM3U\r\n#EXTINF:2,\r\n\r\n# a comment\r\n#A\r\nseg1.ts\r\n#EXTINF:2,\r\n#B\r\nseg2.ts"
         );
         assert_eq!(strip_annotations(&out.replace("#A", MAGNET_TAG).replace("#B", MAGNET_TAG)), text);
+    }
+
+    #[test]
+    fn a_last_line_ending_in_a_lone_cr_keeps_its_own_line() {
+        // Found by fuzzing: the inserted line took the lone CR as its ending.
+        let text = "#EXTM3U\n#EXTINF:2,\na.ts\r";
+        let out = insert_before_lines(text, vec![(2, MAGNET_TAG.to_string())]);
+        assert_eq!(out, format!("#EXTM3U\n#EXTINF:2,\n{MAGNET_TAG}\na.ts\r"));
+        assert_eq!(strip_annotations(&out), text);
     }
 
     #[test]
