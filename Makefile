@@ -17,12 +17,28 @@ RUST_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 # Runs a command with loopback as the only network: nothing can leave the machine.
 LOOPBACK_ONLY := unshare -n sh -c 'ip link set lo up && exec "$$0" "$$@"'
 
-.PHONY: help setup worker assets dev test test-native test-integration bench clean
+# Fuzzing with cargo-fuzz (libFuzzer) on stable Rust: coverage-guided, without
+# a sanitizer (those need nightly); Rust's own checks (bounds, overflow, debug
+# assertions) and the target's assertions are what crash. fuzz/ is a workspace
+# of its own; its dependencies are fetched by setup, so this never goes online.
+# New inputs go to the git-ignored fuzz/corpus-grown/; the committed seeds in
+# fuzz/corpus/ are only read. A crash is saved under fuzz/artifacts/ (ignored);
+# replay it with `$(FUZZ) $(FUZZ_TARGET) fuzz/artifacts/$(FUZZ_TARGET)/crash-...`.
+FUZZ_TARGET := annotate_playlist
+FUZZ := CARGO_NET_OFFLINE=true $(TOOLS)/bin/cargo-fuzz run --sanitizer none
+FUZZ_SECONDS ?= 300
+FUZZ_TEST_SECONDS ?= 30
+FUZZ_OPTIONS := -timeout=2 -rss_limit_mb=1024 -max_len=65536 -dict=fuzz/$(FUZZ_TARGET).dict -print_final_stats=1
+FUZZ_CORPORA := fuzz/corpus-grown/$(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET)
+
+.PHONY: help setup worker assets dev test test-native test-integration test-fuzz fuzz bench bench-annotate load clean
 
 help:
 	@echo "make dev    - set up what is missing, run the local demo (worker + live origin)"
 	@echo "make test   - set up what is missing, run every test"
-	@echo "make bench  - playlist latency, piece length and P2P share measurements (prints tables)"
+	@echo "make fuzz   - fuzz the playlist annotator for FUZZ_SECONDS (default 300; make test runs it for $(FUZZ_TEST_SECONDS) s)"
+	@echo "make bench  - playlist latency, piece length, P2P share and load measurements (prints tables)"
+	@echo "make load   - load test only: many viewers polling a live playlist (LOAD_ARGS=--help for options)"
 
 setup:
 	@scripts/setup.sh
@@ -52,6 +68,7 @@ dev: setup worker assets
 test: setup worker assets
 	$(MAKE) --no-print-directory test-native
 	$(MAKE) --no-print-directory test-integration
+	$(MAKE) --no-print-directory test-fuzz
 
 test-native:
 	cargo test --quiet
@@ -59,10 +76,34 @@ test-native:
 test-integration:
 	$(LOOPBACK_ONLY) node --test --test-concurrency=1 tests/
 
+# A bounded run: builds the fuzz target (1-1.5 min from clean, seconds after),
+# then fuzzes for FUZZ_TEST_SECONDS; fails on a crash, a failed property or an
+# input slower than 2 s, and prints that input (also in fuzz/artifacts/).
+test-fuzz:
+	@mkdir -p fuzz/corpus-grown/$(FUZZ_TARGET)
+	$(FUZZ) $(FUZZ_TARGET) $(FUZZ_CORPORA) -- -max_total_time=$(FUZZ_TEST_SECONDS) $(FUZZ_OPTIONS)
+
+fuzz: setup
+	@mkdir -p fuzz/corpus-grown/$(FUZZ_TARGET)
+	$(FUZZ) $(FUZZ_TARGET) $(FUZZ_CORPORA) -- -max_total_time=$(FUZZ_SECONDS) $(FUZZ_OPTIONS)
+
 bench: setup worker assets
 	$(LOOPBACK_ONLY) node bench/playlist-latency.mjs
 	$(LOOPBACK_ONLY) node bench/piece-length.mjs
 	$(LOOPBACK_ONLY) node bench/p2p-share.mjs
+	$(MAKE) --no-print-directory bench-annotate
+	$(LOOPBACK_ONLY) node bench/load.mjs
+
+# Concurrent playlist requests while live segments appear: latency, 5xx (the
+# exit status), upstream fetches per new segment. Options: LOAD_ARGS="..." or
+# the environment (see bench/load.mjs).
+load: setup worker assets
+	$(LOOPBACK_ONLY) node bench/load.mjs $(LOAD_ARGS)
+
+# Parse + annotate + strip time against playlist size, realistic and
+# adversarial shapes; linear time reads as a flat ns/byte column.
+bench-annotate:
+	cargo run --quiet --release --example annotate_scaling
 
 clean:
 	rm -rf build target/wasm32-unknown-unknown public/_lt/vendor

@@ -60,7 +60,8 @@ pub fn health(site: &Site) -> Result<Response, AppError> {
 /// Fetches `url` from upstream with `method` and the forwardable headers of
 /// `viewer` (if any). Redirects are handed back, not followed, so the worker
 /// never fetches a host it was not configured for. No answer (status and
-/// headers) within the configured timeout is a 504; no connection, a 502.
+/// headers) within the configured timeout is a 504; no connection (after one
+/// retry for GET and HEAD), a 502.
 pub async fn fetch_upstream(
     url: &url::Url,
     method: Method,
@@ -80,21 +81,29 @@ pub async fn fetch_upstream(
     for (name, value) in extra {
         let _ = headers.set(name, value);
     }
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers).with_redirect(RequestRedirect::Manual);
-    let request = Request::new_with_init(url.as_str(), &init).map_err(internal)?;
     let blocking = url.query_pairs().any(|(name, _)| name == "_HLS_msn");
     let limit_ms = config.upstream_timeout_ms + if blocking { BLOCKING_RELOAD_ALLOWANCE_MS } else { 0 };
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    match within(limit_ms, fetch.send_with_signal(&signal)).await {
-        Some(result) => result.map_err(|e| AppError::BadGateway(format!("fetching {}: {e}", url.path()))),
-        None => {
-            controller.abort();
-            Err(AppError::GatewayTimeout(format!("no answer for {} within {limit_ms} ms", url.path())))
+    // A pooled connection that upstream closed just as it was reused fails
+    // before any answer; GET and HEAD are safe to send once more.
+    let attempts = if matches!(method, Method::Get | Method::Head) { 2 } else { 1 };
+    let mut failure = None;
+    for _ in 0..attempts {
+        let mut init = RequestInit::new();
+        init.with_method(method.clone()).with_headers(headers.clone()).with_redirect(RequestRedirect::Manual);
+        let request = Request::new_with_init(url.as_str(), &init).map_err(internal)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(request);
+        match within(limit_ms, fetch.send_with_signal(&signal)).await {
+            Some(Ok(response)) => return Ok(response),
+            Some(Err(e)) => failure = Some(AppError::BadGateway(format!("fetching {}: {e}", url.path()))),
+            None => {
+                controller.abort();
+                return Err(AppError::GatewayTimeout(format!("no answer for {} within {limit_ms} ms", url.path())));
+            }
         }
     }
+    Err(failure.unwrap_or_else(|| internal("no upstream attempt was made")))
 }
 
 /// Copies upstream's headers and adds CORS; `drop` names headers that no
