@@ -167,7 +167,16 @@ impl Config {
     }
 
     /// The upstream URL that answers worker path `path_and_query` (starts with `/`).
+    ///
+    /// With a path prefix in `UPSTREAM`, a path holding an encoded slash or
+    /// backslash (`%2F`, `%5C`) is refused: many servers decode it before
+    /// resolving `..`, so `/..%2Fx` would reach `x` outside the prefix.
     pub fn upstream_url(&self, path_and_query: &str) -> Option<Url> {
+        let path = path_and_query.split('?').next().unwrap_or("").to_ascii_lowercase();
+        let has_prefix = !self.upstream.path().trim_end_matches('/').is_empty();
+        if has_prefix && (path.contains("%2f") || path.contains("%5c")) {
+            return None;
+        }
         let base = self.upstream.as_str().trim_end_matches('/');
         let url = Url::parse(&format!("{base}{path_and_query}")).ok()?;
         self.worker_path(&url).map(|_| url)
@@ -447,6 +456,12 @@ mod tests {
         assert_eq!(c.upstream_url("/../secret"), None);
         assert_eq!(c.upstream_url("/%2e%2e/secret").map(|u| u.to_string()), None);
         assert_eq!(c.upstream_url("/a/%2E%2E/%2e%2E/secret"), None);
+        // Servers that decode %2F before resolving `..` would leave the prefix.
+        assert_eq!(c.upstream_url("/..%2fsecret"), None);
+        assert_eq!(c.upstream_url("/..%5Csecret"), None);
+        assert!(c.upstream_url("/a.ts?sig=ab%2Fcd").is_some(), "the query is not a path");
+        let plain = config(&[("UPSTREAM", "https://cdn.example.com"), ("TRACKERS", "")]).unwrap();
+        assert!(plain.upstream_url("/a%2Fb.ts").is_some(), "without a prefix there is nothing to escape");
     }
 
     #[test]

@@ -85,7 +85,9 @@ describe('no open proxy', () => {
   test('request targets that name another host or climb out of UPSTREAM never leave it', async () => {
     const d = `127.0.0.1:${decoy.port}`
     const targets = [
-      `http://${d}/steal.ts`, // absolute-form request target
+      // Absolute-form request target. wrangler dev's own proxy answers it with a
+      // bare 500 before the worker sees it; what matters is that nothing leaves.
+      `http://${d}/steal.ts`,
       `//${d}/steal.ts`,
       `///${d}/steal.ts`,
       `/@${d}/steal.ts`,
@@ -108,7 +110,11 @@ describe('no open proxy', () => {
     await rawRequest(worker.port, `GET /seg.ts HTTP/1.1\r\nHost: ${d}`)
     await settle()
     assert.equal(decoyHits(), 0, `the decoy was reached: ${JSON.stringify(decoy.hits())}`)
-    assert.equal(origin.hits()['/secret.ts'], undefined, 'nothing outside UPSTREAM\'s path was fetched')
+    // As a server that decodes %2F before resolving `..` would read each target.
+    const asDecoded = target => path.posix.normalize(decodeURIComponent(target.split('?')[0]).replaceAll('\\', '/'))
+    const outside = origin.requests().filter(r => !asDecoded(r.target).startsWith('/base/'))
+    assert.deepEqual(outside.map(r => r.target), [], 'nothing outside UPSTREAM\'s path was requested')
+    assert.equal(origin.hits()['/secret.ts'], undefined)
   })
 
   test('segments on other hosts are neither fetched nor annotated unless their origin is allowed', async () => {
