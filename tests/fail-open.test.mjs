@@ -2,13 +2,11 @@
 // origin's bytes, over plain HTTP.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
-import fs from 'node:fs/promises'
 import path from 'node:path'
 
 import { startOrigin } from '../scripts/origin.mjs'
 import { freePort, startWorker, sleep } from './support/harness.mjs'
-import { openViewer, playedOver } from './support/viewers.mjs'
+import { openViewer, originFiles, playedOver } from './support/viewers.mjs'
 
 const WATCH_MS = 16_000
 const MIN_PLAYED_S = 10
@@ -29,10 +27,8 @@ after(async () => {
   await origin?.stop()
 })
 
-async function originSha256 (name) {
-  const bytes = await fs.readFile(path.join(origin.dir, 'live', name))
-  return createHash('sha256').update(bytes).digest('hex')
-}
+let liveFiles
+const originSha256 = name => (liveFiles ??= originFiles(path.join(origin.dir, 'live'))).sha256(name)
 
 /** Watches one viewer for WATCH_MS and checks that it played the origin's bytes. */
 async function watch (label, initScript) {

@@ -9,13 +9,11 @@
 // from peers and the earlier ones must upload.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
-import fs from 'node:fs/promises'
 import path from 'node:path'
 
 import { startOrigin } from '../scripts/origin.mjs'
 import { startTracker, startWorker, sleep } from './support/harness.mjs'
-import { openViewer, playedOver } from './support/viewers.mjs'
+import { openViewer, originFiles, playedOver } from './support/viewers.mjs'
 
 const P2P_VIEWERS = 3
 const JOIN_GAP_MS = 4_000
@@ -47,28 +45,9 @@ after(async () => {
 
 const kib = n => `${n} B (${(n / 1024).toFixed(0)} KiB)`
 
-/** sha256 of each origin file a viewer's responses name, cached. */
-const originHashes = new Map()
-async function originSha256 (name) {
-  if (!originHashes.has(name)) {
-    originHashes.set(name, fs.readFile(path.join(origin.dir, 'live', name)).then(
-      bytes => createHash('sha256').update(bytes).digest('hex'),
-      () => null
-    ))
-  }
-  return originHashes.get(name)
-}
-
-/** Responses whose body is not the origin's file: [{ name, fromServiceWorker, why }]. */
-async function mismatchedSegments (report) {
-  const bad = []
-  for (const response of report.segmentResponses) {
-    const expected = await originSha256(response.name)
-    if (expected === null) bad.push({ name: response.name, fromServiceWorker: response.fromServiceWorker, why: 'no such file at the origin' })
-    else if (expected !== response.sha256) bad.push({ name: response.name, fromServiceWorker: response.fromServiceWorker, why: `${response.bytes} bytes, sha256 differs` })
-  }
-  return bad
-}
+/** Responses whose body is not the origin's file. */
+let liveFiles
+const mismatchedSegments = report => (liveFiles ??= originFiles(path.join(origin.dir, 'live'))).mismatched(report)
 
 function describeViewer (report) {
   const s = report.stats ?? { p2pBytes: 0, httpBytes: 0, uploadedBytes: 0, peers: 0 }

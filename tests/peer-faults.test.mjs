@@ -10,7 +10,6 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import fs from 'node:fs/promises'
 import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
@@ -18,7 +17,7 @@ import path from 'node:path'
 import { startOrigin } from '../scripts/origin.mjs'
 import { launchBrowser } from './support/browser.mjs'
 import { startTracker, startWorker, sleep } from './support/harness.mjs'
-import { openViewer } from './support/viewers.mjs'
+import { openViewer, originFiles } from './support/viewers.mjs'
 
 // Playback thresholds of tests/fail-open.test.mjs: at least 10 s played per
 // 16 s watched (the same ratio over longer windows), at least 4 segments.
@@ -90,29 +89,9 @@ function resources (t) {
 // Checks shared by the tests
 // ---------------------------------------------------------------------------
 
-const originHashes = new Map()
-function originSha256 (name) {
-  if (!originHashes.has(name)) {
-    originHashes.set(name, fs.readFile(path.join(origin.dir, 'live', name)).then(
-      bytes => createHash('sha256').update(bytes).digest('hex'),
-      () => null
-    ))
-  }
-  return originHashes.get(name)
-}
-
 /** Segment responses whose body is not the origin's file. */
-async function mismatchedSegments (report) {
-  const bad = []
-  for (const response of report.segmentResponses) {
-    const expected = await originSha256(response.name)
-    if (expected !== response.sha256) {
-      bad.push({ name: response.name, fromServiceWorker: response.fromServiceWorker, bytes: response.bytes,
-        why: expected === null ? 'no such file at the origin' : 'sha256 differs' })
-    }
-  }
-  return bad
-}
+let liveFiles
+const mismatchedSegments = report => (liveFiles ??= originFiles(path.join(origin.dir, 'live'))).mismatched(report)
 
 /** The page's player position and client counters, now. */
 function readNow (viewer) {

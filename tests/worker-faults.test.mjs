@@ -13,7 +13,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 
 import { startOrigin } from '../scripts/origin.mjs'
-import { freePort, REPO_ROOT, startWorker, sleep } from './support/harness.mjs'
+import { eventually, fetchAll, freePort, REPO_ROOT, startWorker, sleep } from './support/harness.mjs'
 import { magnetsOf, referenceInfoHash, stripMagnets, uriLines } from './support/torrents.mjs'
 
 const TRACKERS = 'ws://127.0.0.1:9/announce'
@@ -24,21 +24,8 @@ const ANSWER_BOUND_MS = UPSTREAM_TIMEOUT_MS + 3000
 
 let origin, worker, workerWithoutKv, workerUnreachable
 
-async function get (url, init) {
-  const response = await fetch(url, { redirect: 'manual', ...init })
-  const bytes = Buffer.from(await response.arrayBuffer())
-  return { status: response.status, headers: response.headers, bytes, text: bytes.toString('utf8') }
-}
+const get = fetchAll
 
-async function eventually (check, { timeoutMs = 20000, intervalMs = 250, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(intervalMs)
-  }
-}
 
 async function writeOrigin (relative, content) {
   const file = path.join(origin.dir, relative)

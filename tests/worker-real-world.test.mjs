@@ -10,7 +10,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 
 import { startOrigin } from '../scripts/origin.mjs'
-import { REPO_ROOT, startWorker, sleep } from './support/harness.mjs'
+import { fetchAll, REPO_ROOT, startWorker, sleep } from './support/harness.mjs'
 import { makeHls } from './support/media.mjs'
 import { magnetsOf, referenceInfoHash, stripMagnets, uriLines } from './support/torrents.mjs'
 
@@ -24,11 +24,7 @@ const FIXTURE_SINGLE_FILE_BYTES = 3_500_000
 
 let origin, worker
 
-async function get (url, init) {
-  const response = await fetch(url, { redirect: 'manual', ...init })
-  const bytes = Buffer.from(await response.arrayBuffer())
-  return { status: response.status, headers: response.headers, bytes, text: bytes.toString('utf8') }
-}
+const get = fetchAll
 
 /** Requests a media playlist until its annotation stops growing. */
 async function settledPlaylist (url) {

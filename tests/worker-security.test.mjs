@@ -13,7 +13,7 @@ import net from 'node:net'
 import path from 'node:path'
 
 import { startOrigin } from '../scripts/origin.mjs'
-import { startWorker, sleep } from './support/harness.mjs'
+import { fetchAll, startWorker, sleep } from './support/harness.mjs'
 import { magnetsOf, referenceInfoHash } from './support/torrents.mjs'
 
 const TRACKERS = 'ws://127.0.0.1:9/announce'
@@ -22,11 +22,7 @@ const RAW_REQUEST_TIMEOUT_MS = 10_000
 
 let origin, allowed, decoy, worker, forwardingWorker, upstream
 
-async function get (url, init) {
-  const response = await fetch(url, { redirect: 'manual', ...init })
-  const bytes = Buffer.from(await response.arrayBuffer())
-  return { status: response.status, headers: response.headers, bytes, text: bytes.toString('utf8') }
-}
+const get = fetchAll
 
 async function write (server, relative, content) {
   const file = path.join(server.dir, relative)

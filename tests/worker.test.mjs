@@ -7,7 +7,7 @@ import path from 'node:path'
 import crypto from 'node:crypto'
 
 import { startOrigin } from '../scripts/origin.mjs'
-import { startWorker, sleep } from './support/harness.mjs'
+import { eventually, fetchAll, startWorker, sleep } from './support/harness.mjs'
 import { magnetsOf, parseTorrentFile, referenceInfoHash, stripMagnets, uriLines } from './support/torrents.mjs'
 
 const TRACKERS = ['ws://127.0.0.1:9/announce', 'ws://127.0.0.1:10/announce']
@@ -16,22 +16,7 @@ const PIECE_LENGTH = 65536
 let origin
 let worker
 
-/** Polls `check` until it returns a truthy value, at most `timeoutMs`. */
-async function eventually (check, { timeoutMs = 15000, intervalMs = 200, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(intervalMs)
-  }
-}
-
-async function get (url, init) {
-  const response = await fetch(url, init)
-  const bytes = Buffer.from(await response.arrayBuffer())
-  return { status: response.status, headers: response.headers, bytes, text: bytes.toString('utf8') }
-}
+const get = fetchAll
 
 /** Origin hits of segment paths that start with `prefix` (or match a RegExp). */
 function segmentHits (prefix) {

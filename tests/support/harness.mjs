@@ -6,6 +6,8 @@
  *   startTracker({...})         the local WebTorrent tracker (re-exported from scripts/tracker.mjs)
  *   fetchText(url, init)        { status, headers, text }
  *   fetchBytes(url, init)       { status, headers, bytes }
+ *   fetchAll(url, init)         { status, headers, bytes, text }
+ *   eventually(check, options)  polls check() until it returns something truthy, bounded
  *   sleep(ms)
  *
  * Everything here talks to loopback only: the fetch helpers refuse any other
@@ -102,6 +104,26 @@ export async function fetchBytes(url, init) {
     headers: response.headers,
     bytes: Buffer.from(await response.arrayBuffer()),
   };
+}
+
+/** @returns {Promise<{status: number, headers: Headers, bytes: Buffer, text: string}>} */
+export async function fetchAll (url, init) {
+  const { status, headers, bytes } = await fetchBytes(url, init)
+  return { status, headers, bytes, text: bytes.toString('utf8') }
+}
+
+/**
+ * Polls `check` until it returns a truthy value, which is returned; throws
+ * after `timeoutMs`.
+ */
+export async function eventually (check, { timeoutMs = 20_000, intervalMs = 250, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(intervalMs)
+  }
 }
 
 // ---------------------------------------------------------------------------

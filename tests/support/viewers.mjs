@@ -17,6 +17,8 @@
 //   - a sample each `sampleEveryMs` of the player's position, stalls, live
 //     latency and, with P2P on, `liveTorrent.stats()`.
 import { createHash } from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
 
 import { launchBrowser } from './browser.mjs'
 import { sleep } from './harness.mjs'
@@ -294,4 +296,34 @@ function summarize (viewer) {
     pageErrors: viewer.pageErrors,
     consoleErrors: viewer.consoleErrors
   }
+}
+
+/**
+ * Checks viewers' segment bodies against the origin's files in `dir`:
+ * `mismatched(report)` lists the responses whose body is not the file of the
+ * same name ({ name, fromServiceWorker, bytes, why }); hashes are cached.
+ */
+export function originFiles (dir) {
+  const hashes = new Map()
+  const sha256 = name => {
+    if (!hashes.has(name)) {
+      hashes.set(name, fs.readFile(path.join(dir, name)).then(
+        bytes => createHash('sha256').update(bytes).digest('hex'),
+        () => null
+      ))
+    }
+    return hashes.get(name)
+  }
+  const mismatched = async report => {
+    const bad = []
+    for (const response of report.segmentResponses) {
+      const expected = await sha256(response.name)
+      if (expected !== response.sha256) {
+        bad.push({ name: response.name, fromServiceWorker: response.fromServiceWorker, bytes: response.bytes,
+          why: expected === null ? 'no such file at the origin' : 'sha256 differs' })
+      }
+    }
+    return bad
+  }
+  return { sha256, mismatched }
 }
