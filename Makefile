@@ -89,6 +89,7 @@ fuzz: setup
 
 bench: setup worker assets
 	$(LOOPBACK_ONLY) node bench/playlist-latency.mjs
+	$(LOOPBACK_ONLY) node bench/hashing.mjs
 	$(LOOPBACK_ONLY) node bench/piece-length.mjs
 	$(LOOPBACK_ONLY) node bench/p2p-share.mjs
 	$(MAKE) --no-print-directory bench-annotate

@@ -54,6 +54,30 @@ pub struct Config {
     /// lower case (e.g. `authorization`, `cookie`). Forwarding `cookie` also
     /// passes upstream's `Set-Cookie` back.
     pub forwarded_request_headers: Vec<String>,
+    /// What computes the SHA-1 of each piece in the worker.
+    pub hash_engine: HashEngine,
+    /// Serve `/_lt/bench/...` (measurement endpoints for `make bench`).
+    /// Off in production.
+    pub bench_endpoints: bool,
+}
+
+/// SHA-1 implementations the worker can hash pieces with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashEngine {
+    /// The runtime's native Web Crypto (`crypto.subtle.digest`), one call per piece.
+    WebCrypto,
+    /// The `sha1` crate compiled into the worker's WebAssembly.
+    Wasm,
+}
+
+impl HashEngine {
+    pub fn parse(value: &str) -> Option<HashEngine> {
+        match value {
+            "webcrypto" => Some(HashEngine::WebCrypto),
+            "wasm" => Some(HashEngine::Wasm),
+            _ => None,
+        }
+    }
 }
 
 /// Request headers never forwarded, whatever the configuration: they describe
@@ -130,6 +154,17 @@ impl Config {
         let allowed_segment_origins = parse_origins(lookup("ALLOWED_SEGMENT_ORIGINS"))?;
         let volatile_query_params = list(lookup("VOLATILE_QUERY_PARAMS"));
         let forwarded_request_headers = parse_header_names(lookup("FORWARD_REQUEST_HEADERS"))?;
+        let hash_engine = match lookup("HASH_ENGINE").map(|v| v.trim().to_ascii_lowercase()) {
+            None => HashEngine::WebCrypto,
+            Some(v) if v.is_empty() => HashEngine::WebCrypto,
+            Some(v) => HashEngine::parse(&v)
+                .ok_or_else(|| error("HASH_ENGINE", format!("{v:?} is neither \"webcrypto\" nor \"wasm\"")))?,
+        };
+        let bench_endpoints = match lookup("BENCH_ENDPOINTS").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => return Err(error("BENCH_ENDPOINTS", format!("{other:?} is not true or false"))),
+        };
         Ok(Config {
             upstream,
             trackers,
@@ -143,6 +178,8 @@ impl Config {
             allowed_segment_origins,
             volatile_query_params,
             forwarded_request_headers,
+            hash_engine,
+            bench_endpoints,
         })
     }
 
@@ -418,6 +455,11 @@ mod tests {
         for bad in ["connection", "Transfer-Encoding", "host", "bad header"] {
             assert_eq!(with("FORWARD_REQUEST_HEADERS", bad).unwrap_err().variable, "FORWARD_REQUEST_HEADERS", "{bad}");
         }
+        assert_eq!((c.hash_engine, c.bench_endpoints), (HashEngine::WebCrypto, false));
+        assert_eq!(with("HASH_ENGINE", "wasm").unwrap().hash_engine, HashEngine::Wasm);
+        assert_eq!(with("HASH_ENGINE", "md5").unwrap_err().variable, "HASH_ENGINE");
+        assert!(with("BENCH_ENDPOINTS", "true").unwrap().bench_endpoints);
+        assert_eq!(with("BENCH_ENDPOINTS", "yes").unwrap_err().variable, "BENCH_ENDPOINTS");
         let c = with("FORWARD_REQUEST_HEADERS", " Authorization, cookie ").unwrap();
         assert_eq!(c.forwarded_request_headers, ["authorization", "cookie"]);
         let c = with("ALLOWED_SEGMENT_ORIGINS", "https://m2.example, http://127.0.0.1:9000").unwrap();

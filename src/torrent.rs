@@ -119,6 +119,52 @@ impl PieceHasher {
     }
 }
 
+/// Cuts a byte stream into whole pieces, for hashers that take a piece in one
+/// buffer (Web Crypto's `digest`) rather than incrementally.
+pub struct PieceSplitter {
+    piece_length: usize,
+    current: Vec<u8>,
+    length: u64,
+}
+
+impl PieceSplitter {
+    pub fn new(piece_length: u32) -> PieceSplitter {
+        assert!(piece_length > 0, "piece length must be positive");
+        PieceSplitter { piece_length: piece_length as usize, current: Vec::new(), length: 0 }
+    }
+
+    /// Appends `bytes`; returns the pieces they completed, in order.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Vec<Vec<u8>> {
+        self.length += bytes.len() as u64;
+        let mut done = Vec::new();
+        while !bytes.is_empty() {
+            if self.current.capacity() == 0 {
+                self.current.reserve_exact(self.piece_length);
+            }
+            let take = (self.piece_length - self.current.len()).min(bytes.len());
+            self.current.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.current.len() == self.piece_length {
+                done.push(std::mem::take(&mut self.current));
+            }
+        }
+        done
+    }
+
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    pub fn piece_length(&self) -> u32 {
+        self.piece_length as u32
+    }
+
+    /// The last, short piece, if the length is not a multiple of the piece length.
+    pub fn finish(self) -> Option<Vec<u8>> {
+        (!self.current.is_empty()).then_some(self.current)
+    }
+}
+
 /// A single-file BitTorrent v1 info dictionary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfoDict {
@@ -182,6 +228,23 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    #[test]
+    fn the_splitter_cuts_the_pieces_the_hasher_hashes() {
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        for chunk in [1, 1000, 16_384, 70_000] {
+            let mut splitter = PieceSplitter::new(65_536);
+            let mut pieces = Vec::new();
+            for part in bytes.chunks(chunk) {
+                pieces.extend(splitter.push(part));
+            }
+            assert_eq!(splitter.length(), 200_000);
+            pieces.extend(splitter.finish());
+            assert_eq!(pieces.iter().map(Vec::len).collect::<Vec<_>>(), [65_536, 65_536, 65_536, 3_392]);
+            let hashes: Vec<Id20> = pieces.iter().map(|p| Id20::digest(p)).collect();
+            assert_eq!(hashes, InfoDict::from_bytes("x".into(), 65_536, &bytes).pieces, "chunks of {chunk}");
+        }
     }
 
     #[test]

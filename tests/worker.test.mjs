@@ -102,19 +102,29 @@ describe('media playlists', () => {
     assert.match(playlist.text, /\r\n#EXT-X-LT-MAGNET:magnet:\?[^\r\n]+\r\na\.ts/, 'inserted lines use the CRLF of the playlist')
   })
 
-  test('info-hashes match create-torrent at the piece-boundary sizes', async () => {
-    const sizes = [1, PIECE_LENGTH, PIECE_LENGTH + 1, 2_000_000]
-    const url = `${worker.url}/synthetic/sized.m3u8?sizes=${sizes.join(',')}`
-    await get(url)
-    await settledSegmentHits('/synthetic/sized/')
-    const magnets = magnetsOf((await get(url)).text)
-    assert.equal(magnets.length, sizes.length)
-    for (const [i, m] of magnets.entries()) {
-      const bytes = (await get(`${origin.url}/synthetic/${m.uri}`)).bytes
-      assert.equal(bytes.length, sizes[i])
-      assert.equal(m.infoHash, await referenceInfoHash(bytes, m.name, PIECE_LENGTH), `size ${sizes[i]}`)
-    }
-  })
+  // Both hash engines (HASH_ENGINE), each in a worker of its own: Web Crypto,
+  // the default, and the sha1 crate in wasm.
+  for (const engine of ['webcrypto', 'wasm']) {
+    test(`info-hashes match create-torrent at the piece-boundary sizes (${engine})`, async () => {
+      const sizes = [1, PIECE_LENGTH, PIECE_LENGTH + 1, 2_000_000]
+      const engineWorker = engine === 'webcrypto'
+        ? worker
+        : await startWorker({ vars: { UPSTREAM: origin.url, TRACKERS: TRACKERS.join(','), HASH_ENGINE: engine } })
+      try {
+        const url = `${engineWorker.url}/synthetic/sized.m3u8?sizes=${sizes.join(',')}&engine=${engine}`
+        await eventually(async () => magnetsOf((await get(url)).text).length === sizes.length,
+          { what: `every size hashed by ${engine}`, timeoutMs: 30000, intervalMs: 500 })
+        const magnets = magnetsOf((await get(url)).text)
+        for (const [i, m] of magnets.entries()) {
+          const bytes = (await get(`${origin.url}/synthetic/${m.uri}`)).bytes
+          assert.equal(bytes.length, sizes[i])
+          assert.equal(m.infoHash, await referenceInfoHash(bytes, m.name, PIECE_LENGTH), `${engine}: size ${sizes[i]}`)
+        }
+      } finally {
+        if (engineWorker !== worker) await engineWorker.stop()
+      }
+    })
+  }
 
   test('a body that is not a playlist comes back unchanged, saying why', async () => {
     const bodies = {
@@ -212,6 +222,8 @@ describe('passthrough', () => {
       const response = await get(`${worker.url}${p}`)
       assert.ok([400, 404].includes(response.status), `${p}: ${response.status}`)
     }
+    // Measurement endpoints exist only with BENCH_ENDPOINTS=true.
+    assert.equal((await get(`${worker.url}/_lt/bench/hash?bytes=10&engine=wasm`)).status, 404)
     // The demo player is a static file: served, never fetched upstream.
     assert.equal((await get(`${worker.url}/_lt/`)).status, 200)
     assert.deepEqual(Object.keys(origin.hits()).filter(p => p.startsWith('/_lt')), [])

@@ -2,6 +2,7 @@
 //! decides is delegated to the pure modules; everything that fails becomes an
 //! [`AppError`] and is turned into an HTTP response here, at the boundary.
 
+mod bench_route;
 mod http;
 mod playlist_route;
 mod proxy;
@@ -9,6 +10,7 @@ mod records;
 mod segment_hashing;
 mod timing;
 mod torrent_route;
+mod web_crypto;
 
 use worker::{event, Context, Env, Method, Request, Response};
 
@@ -49,6 +51,9 @@ async fn route(req: Request, env: &Env, ctx: &Context) -> Result<Response, AppEr
     let path = url.path();
     if path.starts_with(TORRENT_PREFIX) {
         return torrent_route::serve(&site, &url).await;
+    }
+    if path == "/_lt/bench/hash" {
+        return bench_route::serve(&site, &url).await;
     }
     if path == "/_lt/health" {
         return http::health(&site);

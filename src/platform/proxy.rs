@@ -93,7 +93,7 @@ fn check_segment(
     let mut copy = if tee { Some(upstream.cloned().map_err(internal)?) } else { None };
     ctx.wait_until(async move {
         let result = match copy.as_mut() {
-            Some(copy) => hash_body(copy, &id, config.piece_length).await,
+            Some(copy) => hash_body(copy, &id, &config).await,
             None => fetch_and_hash(&id, &config).await,
         };
         match result {

@@ -6,11 +6,12 @@ use worker::{Method, Response};
 
 use super::http::fetch_upstream;
 use super::records::SegmentStore;
-use crate::config::Config;
+use super::web_crypto::{finish_sha1, Subtle};
+use crate::config::{Config, HashEngine};
 use crate::error::AppError;
 use crate::record::{SegmentRecord, Validators};
 use crate::segment::SegmentId;
-use crate::torrent::PieceHasher;
+use crate::torrent::{InfoDict, PieceHasher, PieceSplitter};
 
 /// Upstream's validators for a response.
 pub fn validators(response: &Response) -> Validators {
@@ -18,14 +19,71 @@ pub fn validators(response: &Response) -> Validators {
     Validators::from_response(response.status_code(), |name| headers.get(name).ok().flatten())
 }
 
+/// Hashes pieces as they arrive, with the configured engine.
+pub enum StreamHasher {
+    Wasm(PieceHasher),
+    /// Each whole piece's digest is started at once and collected at the end,
+    /// so Web Crypto works while the next bytes arrive.
+    WebCrypto { subtle: Subtle, splitter: PieceSplitter, digests: Vec<worker::js_sys::Promise> },
+}
+
+impl StreamHasher {
+    pub fn new(engine: HashEngine, piece_length: u32) -> Result<StreamHasher, AppError> {
+        Ok(match engine {
+            HashEngine::Wasm => StreamHasher::Wasm(PieceHasher::new(piece_length)),
+            HashEngine::WebCrypto => StreamHasher::WebCrypto {
+                subtle: Subtle::get()?,
+                splitter: PieceSplitter::new(piece_length),
+                digests: Vec::new(),
+            },
+        })
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) -> Result<(), AppError> {
+        match self {
+            StreamHasher::Wasm(hasher) => hasher.update(bytes),
+            StreamHasher::WebCrypto { subtle, splitter, digests } => {
+                for piece in splitter.push(bytes) {
+                    digests.push(subtle.start_sha1(&piece)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn length(&self) -> u64 {
+        match self {
+            StreamHasher::Wasm(hasher) => hasher.length(),
+            StreamHasher::WebCrypto { splitter, .. } => splitter.length(),
+        }
+    }
+
+    pub async fn finish(self, name: String) -> Result<InfoDict, AppError> {
+        match self {
+            StreamHasher::Wasm(hasher) => Ok(hasher.finish(name)),
+            StreamHasher::WebCrypto { subtle, splitter, mut digests } => {
+                let (length, piece_length) = (splitter.length(), splitter.piece_length());
+                if let Some(last) = splitter.finish() {
+                    digests.push(subtle.start_sha1(&last)?);
+                }
+                let mut pieces = Vec::with_capacity(digests.len());
+                for digest in digests {
+                    pieces.push(finish_sha1(digest).await?);
+                }
+                Ok(InfoDict { name, length, piece_length, pieces })
+            }
+        }
+    }
+}
+
 /// Hashes a response body as it streams into a record carrying its ETag.
-pub async fn hash_body(response: &mut Response, id: &SegmentId, piece_length: u32) -> Result<SegmentRecord, AppError> {
+pub async fn hash_body(response: &mut Response, id: &SegmentId, config: &Config) -> Result<SegmentRecord, AppError> {
     let etag = validators(response).etag;
     let mut body = response.stream().map_err(|e| AppError::BadGateway(format!("reading body: {e}")))?;
-    let mut hasher = PieceHasher::new(piece_length);
+    let mut hasher = StreamHasher::new(config.hash_engine, config.piece_length)?;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| AppError::BadGateway(format!("reading body: {e}")))?;
-        hasher.update(&chunk);
+        hasher.update(&chunk)?;
     }
     if hasher.length() == 0 {
         return Err(AppError::BadGateway("empty segment".into()));
@@ -40,7 +98,7 @@ pub async fn hash_body(response: &mut Response, id: &SegmentId, piece_length: u3
             )));
         }
     }
-    Ok(SegmentRecord { info: hasher.finish(id.torrent_name()), etag })
+    Ok(SegmentRecord { info: hasher.finish(id.torrent_name()).await?, etag })
 }
 
 /// Fetches one segment (its byte range only, if it has one) and hashes it.
@@ -52,7 +110,7 @@ pub async fn fetch_and_hash(id: &SegmentId, config: &Config) -> Result<SegmentRe
     if response.status_code() != expected {
         return Err(AppError::BadGateway(format!("segment answered {}", response.status_code())));
     }
-    hash_body(&mut response, id, config.piece_length).await
+    hash_body(&mut response, id, config).await
 }
 
 /// Hashes `ids` (already claimed with [`SegmentStore::begin_hashing`]) with
