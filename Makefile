@@ -92,6 +92,7 @@ bench: setup worker assets
 	$(LOOPBACK_ONLY) node bench/hashing.mjs
 	$(LOOPBACK_ONLY) node bench/piece-length.mjs
 	$(LOOPBACK_ONLY) node bench/p2p-share.mjs
+	$(LOOPBACK_ONLY) node bench/memory.mjs
 	$(MAKE) --no-print-directory bench-annotate
 	$(LOOPBACK_ONLY) node bench/load.mjs
 
