@@ -80,8 +80,8 @@ impl HashEngine {
     }
 }
 
-/// Request headers never forwarded, whatever the configuration: they describe
-/// one hop of the connection, not the request, or they are set by the runtime.
+/// Headers that describe one hop of a connection, not the message (RFC 9110,
+/// 7.6.1): never forwarded upstream, never passed back to the viewer.
 pub const HOP_BY_HOP_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
@@ -92,9 +92,10 @@ pub const HOP_BY_HOP_HEADERS: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
-    "host",
-    "content-length",
 ];
+
+/// Request headers the runtime sets for each upstream request itself.
+const RUNTIME_REQUEST_HEADERS: &[&str] = &["host", "content-length"];
 
 /// Smallest accepted `UPSTREAM_TIMEOUT_MS` / `KV_TIMEOUT_MS`.
 pub const MIN_TIMEOUT_MS: u64 = 50;
@@ -330,7 +331,7 @@ fn parse_header_names(value: Option<String>) -> Result<Vec<String>, ConfigError>
         if !is_header_name(&name) {
             return Err(error("FORWARD_REQUEST_HEADERS", format!("{item:?} is not a header name")));
         }
-        if HOP_BY_HOP_HEADERS.contains(&name.as_str()) {
+        if HOP_BY_HOP_HEADERS.contains(&name.as_str()) || RUNTIME_REQUEST_HEADERS.contains(&name.as_str()) {
             return Err(error(
                 "FORWARD_REQUEST_HEADERS",
                 format!("{item:?} describes the connection and is never forwarded"),

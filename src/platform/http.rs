@@ -116,7 +116,7 @@ pub fn response_headers(upstream: &Headers, drop: &[&str], config: &Config) -> H
     let cookies_pass = config.forwarded_request_headers.iter().any(|h| h == "cookie");
     for (name, value) in upstream.entries() {
         let name_is = |list: &[&str]| list.contains(&name.as_str());
-        if name_is(drop) || name_is(HOP_BY_HOP_HEADERS) && name != "content-length" {
+        if name_is(drop) || name_is(HOP_BY_HOP_HEADERS) {
             continue;
         }
         if name == "set-cookie" && !cookies_pass {
