@@ -1,21 +1,35 @@
 // How much of a live stream viewers get from each other, and what it costs
-// them. For each viewer count N: a fresh tracker and worker in front of one
-// shared live origin (ffmpeg), N P2P viewers of the demo player joining 2 s
-// apart and one plain hls.js viewer (p2p=0) in the same run, each its own
-// headless Chromium. Everybody watches until the last P2P viewer has watched
-// SECONDS_PER_RUN seconds. Prints one Markdown table row per N.
+// them, for three P2P players side by side on the same feed: live-torrent (the
+// demo player), and p2p-media-loader v2 (p2p-media-loader-core/-hlsjs, the
+// strongest open peer) with its defaults and with its documented live tuning.
+// For each viewer count N and each player: a fresh tracker (the same program,
+// scripts/tracker.mjs) and worker in front of the one shared live origin
+// (ffmpeg), N viewers of that player joining 2 s apart and one plain hls.js
+// viewer (the demo player with p2p=0) in the same phase, each its own headless
+// Chromium. Everybody watches until the last P2P viewer has watched
+// SECONDS_PER_RUN seconds. Phases run one after another, so the 2 cores are
+// never shared by two players' swarms. Prints one Markdown table row per
+// (N, player).
 //
 // Environment: VIEWERS (default 2,4,6), SECONDS_PER_RUN (default 60),
-// JOIN_GAP_MS (default 2000). Run it inside a loopback-only namespace
+// JOIN_GAP_MS (default 2000), PLAYERS (default all of: live-torrent,
+// p2pml-defaults, p2pml-tuned). Run it inside a loopback-only namespace
 // (`make bench` does).
+//
+// p2p-media-loader loads the playlist and the segments from the worker too
+// (cross-origin, the worker sends CORS headers); hls.js ignores the magnet
+// lines. Its page is bench/p2p-media-loader/, served by a local server.
 //
 // Columns:
 //   P2P share          sum of p2pBytes / sum of (p2pBytes + httpBytes) over the
-//                      P2P viewers (liveTorrent.stats() at the end)
+//                      P2P viewers at the end. live-torrent counts only pieces
+//                      that passed their SHA-1 check; p2p-media-loader counts
+//                      every byte received from peers (it verifies nothing)
 //   of ceiling         share / (1 - 1/N): with N viewers at least one of them
 //                      must fetch each segment over HTTP
-//   stalls             ltDemo.metrics.stalls, summed over the P2P viewers / plain
-//   first frame        ltDemo.metrics.firstFrameMs (ms after navigation), median
+//   stalls             metrics.stalls (public/_lt/playback-metrics.js), summed
+//                      over the P2P viewers / the plain viewer
+//   first frame        metrics.firstFrameMs (ms after navigation), median
 //                      over the P2P viewers / plain
 //   worker requests    requests for /live/seg-* that left the browser (made by
 //                      the page, the page client or the service worker and not
@@ -29,7 +43,8 @@ import path from 'node:path'
 
 import { startOrigin } from '../scripts/origin.mjs'
 import { startTracker, startWorker, sleep } from '../tests/support/harness.mjs'
-import { median, openViewer } from '../tests/support/viewers.mjs'
+import { countPeerConnections, median, openViewer } from '../tests/support/viewers.mjs'
+import { startComparisonPages } from './p2p-media-loader/page-server.mjs'
 
 function parseCounts (text) {
   const counts = text.split(',').map(s => s.trim()).filter(Boolean).map(Number)
@@ -39,7 +54,43 @@ function parseCounts (text) {
   return counts
 }
 
+/**
+ * The players compared. `settings` is null for the demo player; otherwise the
+ * p2p-media-loader page is opened with them (`core` and `hls` of
+ * bench/p2p-media-loader/player.js).
+ */
+const PLAYERS = {
+  'live-torrent': {
+    label: 'live-torrent',
+    settings: null
+  },
+  // p2p-media-loader as it ships. Its hls.js integration raises hls.js's
+  // liveSyncDurationCount to the playlist length - 1 by itself (when the page
+  // sets none), so it plays further behind the live edge than plain hls.js.
+  'p2pml-defaults': {
+    label: 'p2p-media-loader 2.3.1, defaults',
+    settings: {}
+  },
+  // Its documented live tuning: a short highDemandTimeWindow (segments within
+  // it of the playhead go straight to HTTP; 15 s by default covers the whole
+  // live window), so the newer segments are left to peers first.
+  'p2pml-tuned': {
+    label: 'p2p-media-loader 2.3.1, tuned (highDemandTimeWindow 4 s)',
+    settings: { core: { highDemandTimeWindow: 4 } }
+  }
+}
+
+function parsePlayers (text) {
+  const names = text.split(',').map(s => s.trim()).filter(Boolean)
+  const unknown = names.filter(name => !PLAYERS[name])
+  if (names.length === 0 || unknown.length) {
+    throw new Error(`PLAYERS must be a comma-separated list of ${Object.keys(PLAYERS).join(', ')}; got "${text}"`)
+  }
+  return names
+}
+
 const VIEWER_COUNTS = parseCounts(process.env.VIEWERS || '2,4,6')
+const PLAYER_NAMES = parsePlayers(process.env.PLAYERS || Object.keys(PLAYERS).join(','))
 const SECONDS_PER_RUN = Number(process.env.SECONDS_PER_RUN || 60)
 const JOIN_GAP_MS = Number(process.env.JOIN_GAP_MS || 2000)
 if (!(SECONDS_PER_RUN > 0)) throw new Error(`SECONDS_PER_RUN must be > 0, got ${process.env.SECONDS_PER_RUN}`)
@@ -51,22 +102,27 @@ const log = line => process.stderr.write(`[p2p-share] ${line}\n`)
 const fixed = (value, digits) => (typeof value === 'number' && Number.isFinite(value) ? value.toFixed(digits) : 'n/a')
 const pct = value => (typeof value === 'number' && Number.isFinite(value) ? `${(100 * value).toFixed(1)}%` : 'n/a')
 const mean = values => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : null)
-const perSegment = report => (report.segments > 0 ? report.networkSegmentRequests / report.segments : null)
+/**
+ * Segments a viewer's player received. The page sees a response for every
+ * segment the demo player gets (the service worker answers it); a
+ * p2p-media-loader segment from peers has no response, so its own count of
+ * loaded segments is the larger one there.
+ */
+const segmentsReceived = report => Math.max(report.segments, report.stats?.segments ?? 0)
+const perSegment = report => (segmentsReceived(report) > 0 ? report.networkSegmentRequests / segmentsReceived(report) : null)
 
-/** Segment requests the worker logged (`wrangler dev` prints one line per request). */
-function workerLoggedSegmentRequests (worker) {
-  return worker.output().split('\n').filter(line => /\bGET \/live\/seg-\S+ \d{3}/.test(line)).length
-}
-
-async function runOnce (origin, n) {
+async function runPhase (origin, comparison, n, playerName) {
+  const player = PLAYERS[playerName]
   const tracker = await startTracker()
   const worker = await startWorker({ vars: { UPSTREAM: origin.url, TRACKERS: tracker.url } })
+  const pageUrl = player.settings && comparison.pageUrl({ playlistUrl: `${worker.url}/live/index.m3u8`, trackerUrl: tracker.url, ...player.settings })
   const opened = []
   try {
-    const p2pOpening = Array.from({ length: n }, (_, i) => sleep(i * JOIN_GAP_MS).then(() =>
-      openViewer({ workerUrl: worker.url, index: i + 1, registry: opened, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS })))
-    const plainOpening = sleep(PLAIN_JOIN_MS).then(() =>
-      openViewer({ workerUrl: worker.url, index: n + 1, p2p: false, registry: opened, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS }))
+    const common = { workerUrl: worker.url, registry: opened, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS, initScript: countPeerConnections }
+    const p2pOpening = Array.from({ length: n }, (_, i) => sleep(i * JOIN_GAP_MS)
+      .then(() => openViewer({ ...common, pageUrl, index: i + 1 }))
+      .then(async viewer => { await recordSegmentEvents(viewer); return viewer }))
+    const plainOpening = sleep(PLAIN_JOIN_MS).then(() => openViewer({ ...common, index: n + 1, p2p: false }))
     const settled = await Promise.allSettled([...p2pOpening, plainOpening])
     const failures = settled.filter(s => s.status === 'rejected').map(s => s.reason.message)
     if (failures.length) throw new Error(failures.join('\n'))
@@ -78,10 +134,12 @@ async function runOnce (origin, n) {
 
     const trackerStats = tracker.stats()
     const p2p = []
-    for (const viewer of p2pViewers) p2p.push(await viewer.finish())
+    for (const viewer of p2pViewers) {
+      const segmentEvents = await viewer.page.evaluate(() => window.__segmentEvents ?? []).catch(() => [])
+      p2p.push({ ...await viewer.finish(), segmentEvents })
+    }
     const plain = await plainViewer.finish()
-    const loggedByWorker = workerLoggedSegmentRequests(worker)
-    return { n, p2p, plain, trackerStats, loggedByWorker }
+    return { n, player: playerName, p2p, plain, trackerStats }
   } finally {
     await Promise.all(opened.map(viewer => viewer.close()))
     await worker.stop()
@@ -89,14 +147,50 @@ async function runOnce (origin, n) {
   }
 }
 
-function rowOf ({ n, p2p, plain, loggedByWorker }) {
+/** Keeps live-torrent's segment events (with their timelines) from the first frame on. */
+async function recordSegmentEvents (viewer) {
+  await viewer.page.evaluate(() => {
+    window.__segmentEvents = []
+    window.liveTorrent?.on?.('segment', event => window.__segmentEvents.push(event))
+  })
+}
+
+/**
+ * Where a phase's P2P time and signalling go: WebRTC connections and tracker
+ * announces per segment per viewer (any player), and for live-torrent the
+ * median milliseconds from a segment's listing in a playlist to its metadata,
+ * its first peer connection, its completion and the player's request.
+ */
+function costsOf ({ n, player, p2p, trackerStats }) {
+  const segments = p2p.reduce((sum, r) => sum + segmentsReceived(r), 0)
+  const perViewerSegment = total => (segments > 0 ? total / segments : null)
+  const pcs = p2p.map(r => r.peerConnections).filter(Boolean)
+  const events = p2p.flatMap(r => r.segmentEvents)
+  const medianOf = field => median(events.map(e => e[field]))
+  const peerAfterRequest = events.filter(e => e.firstPeerMs === null || e.firstPeerMs > e.requestedMs).length
+  return {
+    n,
+    player,
+    created: perViewerSegment(pcs.reduce((sum, c) => sum + c.created, 0)),
+    connected: perViewerSegment(pcs.reduce((sum, c) => sum + c.connected, 0)),
+    maxOpen: pcs.length ? Math.max(...pcs.map(c => c.maxOpen)) : null,
+    announces: perViewerSegment(trackerStats.announces?.total ?? 0),
+    metadataMs: medianOf('metadataMs'),
+    firstPeerMs: medianOf('firstPeerMs'),
+    completeMs: medianOf('completeMs'),
+    requestedMs: medianOf('requestedMs'),
+    peerAfterRequest: events.length ? peerAfterRequest / events.length : null
+  }
+}
+
+function rowOf ({ n, player, p2p, plain }) {
   const p2pBytes = p2p.reduce((sum, r) => sum + (r.stats?.p2pBytes ?? 0), 0)
   const httpBytes = p2p.reduce((sum, r) => sum + (r.stats?.httpBytes ?? 0), 0)
   const share = p2pBytes + httpBytes > 0 ? p2pBytes / (p2pBytes + httpBytes) : null
   const ceiling = 1 - 1 / n
-  const p2pLatency = median(p2p.flatMap(r => r.latencies))
   return {
     n,
+    player,
     share,
     ofCeiling: share !== null && ceiling > 0 ? share / ceiling : null,
     stallsP2p: p2p.reduce((sum, r) => sum + (r.stalls ?? 0), 0),
@@ -105,13 +199,13 @@ function rowOf ({ n, p2p, plain, loggedByWorker }) {
     firstFramePlain: plain.firstFrameMs,
     requestsP2p: mean(p2p.map(perSegment).filter(v => v !== null)),
     requestsPlain: perSegment(plain),
-    latencyP2p: p2pLatency,
-    latencyPlain: plain.latencyMedian,
-    loggedPerSegmentViewer: loggedByWorker / Math.max(1, [...p2p, plain].reduce((sum, r) => sum + r.segments, 0))
+    latencyP2p: median(p2p.flatMap(r => r.latencies)),
+    latencyPlain: plain.latencyMedian
   }
 }
 
 const origin = await startOrigin({ live: true })
+const comparison = await comparisonPages()
 // Viewers arrive at a feed that is already running: wait until the live
 // window is full, or the first viewer starts at the very edge of a 1-segment
 // playlist and stays there, which no real audience does.
@@ -120,42 +214,67 @@ for (let waited = 0; waited < 30_000; waited += 500) {
   if ((playlist.match(/^#EXTINF/gm) || []).length >= 6) break
   await sleep(500)
 }
+
+/** The p2p-media-loader page's URL for a phase's worker, tracker and settings. */
+async function comparisonPages () {
+  const pages = await startComparisonPages()
+  return {
+    stop: pages.stop,
+    pageUrl ({ playlistUrl, trackerUrl, core = {}, hls = {} }) {
+      const query = new URLSearchParams({ src: playlistUrl, tracker: trackerUrl, core: JSON.stringify(core), hls: JSON.stringify(hls), ice: '[]' })
+      return `${pages.url}/?${query}`
+    }
+  }
+}
+
 const rows = []
+const costs = []
 try {
   for (const n of VIEWER_COUNTS) {
-    log(`${n} P2P viewers + 1 plain, ${JOIN_GAP_MS} ms apart, ${SECONDS_PER_RUN} s each`)
-    try {
-      const run = await runOnce(origin, n)
-      for (const r of [...run.p2p, run.plain]) {
-        const s = r.stats ?? { p2pBytes: 0, httpBytes: 0, uploadedBytes: 0, peers: 0 }
-        log(`  viewer ${r.index}${r.p2p ? '' : ' (plain)'}: p2p ${s.p2pBytes} B, http ${s.httpBytes} B, ` +
-          `uploaded ${s.uploadedBytes} B, peers ${s.peers}, stalls ${r.stalls}, first frame ${r.firstFrameMs} ms, ` +
-          `segments ${r.segments}, worker requests ${r.networkSegmentRequests}, latency ${fixed(r.latencyMedian, 1)} s` +
-          (r.pageErrors.length ? `, page errors: ${r.pageErrors.join(' | ')}` : ''))
+    for (const player of PLAYER_NAMES) {
+      log(`${PLAYERS[player].label}: ${n} P2P viewers + 1 plain, ${JOIN_GAP_MS} ms apart, ${SECONDS_PER_RUN} s each`)
+      try {
+        const run = await runPhase(origin, comparison, n, player)
+        for (const r of [...run.p2p, run.plain]) {
+          const s = r.stats ?? { p2pBytes: 0, httpBytes: 0, uploadedBytes: 0, peers: 0 }
+          log(`  viewer ${r.index}${r.pageP2p === false ? ' (plain)' : ''}: p2p ${s.p2pBytes} B, http ${s.httpBytes} B, ` +
+            `uploaded ${s.uploadedBytes} B, peers ${s.peers}, stalls ${r.stalls}, first frame ${r.firstFrameMs} ms, ` +
+            `segments ${segmentsReceived(r)}, worker requests ${r.networkSegmentRequests}, latency ${fixed(r.latencyMedian, 1)} s` +
+            (r.pageErrors.length ? `, page errors: ${r.pageErrors.join(' | ')}` : ''))
+        }
+        log(`  tracker: ${JSON.stringify(run.trackerStats)}`)
+        rows.push(rowOf(run))
+        costs.push(costsOf(run))
+      } catch (error) {
+        log(`  run failed: ${error.message}`)
+        rows.push({ n, player, failed: error.message.split('\n')[0] })
       }
-      log(`  tracker: ${JSON.stringify(run.trackerStats)}`)
-      rows.push(rowOf(run))
-    } catch (error) {
-      log(`  run failed: ${error.message}`)
-      rows.push({ n, failed: error.message.split('\n')[0] })
     }
   }
 } finally {
+  await comparison.stop()
   await origin.stop()
 }
 
-console.log(`P2P share of a live HLS stream (2 s segments, ~860 kbit/s), N P2P viewers of the demo player joining ${JOIN_GAP_MS / 1000} s apart ` +
-  `+ 1 plain hls.js viewer, ${SECONDS_PER_RUN} s each, one headless Chromium per viewer, all on one machine`)
-console.log('| P2P viewers | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms P2P (median) / plain | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) |')
-console.log('|---|---|---|---|---|---|---|')
+console.log(`P2P share of a live HLS stream (2 s segments, ~860 kbit/s), per player: N P2P viewers joining ${JOIN_GAP_MS / 1000} s apart ` +
+  `+ 1 plain hls.js viewer, ${SECONDS_PER_RUN} s each, one headless Chromium per viewer, all on one machine; players one after another`)
+console.log('| P2P viewers | player | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms P2P (median) / plain | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) |')
+console.log('|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
+  const label = PLAYERS[r.player].label
   if (r.failed) {
-    console.log(`| ${r.n} | failed: ${r.failed.replace(/\|/g, '/')} | | | | | |`)
+    console.log(`| ${r.n} | ${label} | failed: ${r.failed.replace(/\|/g, '/')} | | | | | |`)
     continue
   }
-  console.log(`| ${r.n} | ${pct(r.share)} | ${pct(r.ofCeiling)} | ${r.stallsP2p} / ${r.stallsPlain} | ` +
+  console.log(`| ${r.n} | ${label} | ${pct(r.share)} | ${pct(r.ofCeiling)} | ${r.stallsP2p} / ${r.stallsPlain} | ` +
     `${fixed(r.firstFrameP2p, 0)} / ${fixed(r.firstFramePlain, 0)} | ${fixed(r.requestsP2p, 2)} / ${fixed(r.requestsPlain, 2)} | ` +
     `${fixed(r.latencyP2p, 1)} / ${fixed(r.latencyPlain, 1)} |`)
 }
-const logged = rows.filter(r => !r.failed).map(r => `N=${r.n}: ${fixed(r.loggedPerSegmentViewer, 2)}`)
-if (logged.length) console.log(`\nSegment requests logged by the worker per segment per viewer, all viewers: ${logged.join(', ')}`)
+
+console.log('\nWhere the P2P time and signalling go (per segment received, per P2P viewer; live-torrent\'s timeline is ms after a playlist listed the segment, median)')
+console.log('| P2P viewers | player | WebRTC connections created / connected | most open at once (one viewer) | tracker announces | metadata ms | first peer ms | complete ms | player asked ms | first peer only after the player asked |')
+console.log('|---|---|---|---|---|---|---|---|---|---|')
+for (const c of costs) {
+  console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${fixed(c.created, 2)} / ${fixed(c.connected, 2)} | ${c.maxOpen ?? 'n/a'} | ${fixed(c.announces, 2)} | ` +
+    `${fixed(c.metadataMs, 0)} | ${fixed(c.firstPeerMs, 0)} | ${fixed(c.completeMs, 0)} | ${fixed(c.requestedMs, 0)} | ${pct(c.peerAfterRequest)} |`)
+}

@@ -4,27 +4,15 @@
 //   ice   JSON array of RTCIceServer for WebRTC (default: WebTorrent's)
 //
 // window.ltDemo = { video, hls, p2p, metrics: { firstFrameMs, stalls, stallMs }, latency() }
+import { watchPlayback } from './playback-metrics.js'
+
 const params = new URLSearchParams(location.search)
 const src = params.get('src') || '/live/index.m3u8'
 const p2p = params.get('p2p') !== '0'
 const video = document.getElementById('player')
 const STRIP_LENGTH = 30
 
-const metrics = { firstFrameMs: null, stalls: 0, stallMs: 0 }
-let stalledAt = null
-video.addEventListener('playing', () => {
-  if (metrics.firstFrameMs === null) metrics.firstFrameMs = Math.round(performance.now())
-  if (stalledAt !== null) {
-    metrics.stallMs += performance.now() - stalledAt
-    stalledAt = null
-  }
-})
-video.addEventListener('waiting', () => {
-  if (metrics.firstFrameMs !== null && stalledAt === null && !video.seeking) {
-    metrics.stalls += 1
-    stalledAt = performance.now()
-  }
-})
+const metrics = watchPlayback(video)
 
 document.getElementById('source').textContent = src
 document.getElementById('mode').textContent = p2p ? '(live-torrent on)' : '(plain hls.js, live-torrent off)'

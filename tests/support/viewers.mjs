@@ -52,15 +52,58 @@ function median (values) {
 }
 export { median }
 
+/**
+ * An init script (openViewer's `initScript`) that counts the page's WebRTC
+ * peer connections: created, ever connected, open now and open at most. Any
+ * P2P player in the page (WebTorrent's simple-peer, p2p-media-loader) makes
+ * its connections with `new RTCPeerConnection`, so one count fits all.
+ */
+export function countPeerConnections () {
+  const Native = window.RTCPeerConnection
+  if (!Native) return
+  const counts = { created: 0, connected: 0, open: 0, maxOpen: 0 }
+  window.__peerConnectionCounts = counts
+  window.RTCPeerConnection = class CountedPeerConnection extends Native {
+    constructor (...args) {
+      super(...args)
+      counts.created += 1
+      counts.open += 1
+      counts.maxOpen = Math.max(counts.maxOpen, counts.open)
+      let connected = false
+      let closed = false
+      this.markClosed = () => {
+        if (closed) return
+        closed = true
+        counts.open -= 1
+      }
+      this.addEventListener('connectionstatechange', () => {
+        if (this.connectionState === 'connected' && !connected) {
+          connected = true
+          counts.connected += 1
+        }
+        if (this.connectionState === 'closed' || this.connectionState === 'failed') this.markClosed()
+      })
+    }
+
+    close () {
+      this.markClosed()
+      return super.close()
+    }
+  }
+}
+
 /** Reads what the page exposes, in the page. Never throws for a missing part. */
 function readPageState () {
   const demo = window.ltDemo
   const lt = window.liveTorrent
+  // The demo player's statistics come from live-torrent; another player
+  // (the benchmark's p2p-media-loader page) offers the same fields itself.
+  const statsOf = lt && typeof lt.stats === 'function' ? lt : demo && typeof demo.stats === 'function' ? demo : null
   let stats = null
   let statsError = null
-  if (lt && typeof lt.stats === 'function') {
+  if (statsOf) {
     try {
-      stats = lt.stats()
+      stats = statsOf.stats()
     } catch (err) {
       statsError = String(err)
     }
@@ -80,6 +123,7 @@ function readPageState () {
     latency,
     stats,
     statsError,
+    peerConnections: window.__peerConnectionCounts ? { ...window.__peerConnectionCounts } : null,
     swControlled: !!(navigator.serviceWorker && navigator.serviceWorker.controller),
     disabled: lt ? lt.disabled ?? null : null
   }
@@ -90,6 +134,8 @@ function readPageState () {
  *
  * @param {object}   options
  * @param {string}   options.workerUrl   the worker (page origin)
+ * @param {string}   [options.pageUrl]   another player page to open instead of the demo
+ *                                       player (its own origin); it must set window.ltDemo
  * @param {number}   options.index       viewer number, for messages
  * @param {boolean}  [options.p2p=true]
  * @param {string}   [options.src]       playlist path or URL
@@ -108,6 +154,7 @@ function readPageState () {
  */
 export async function openViewer ({
   workerUrl,
+  pageUrl = null,
   index,
   p2p = true,
   src = '/live/index.m3u8',
@@ -120,7 +167,7 @@ export async function openViewer ({
   segmentRequestPath = SEGMENT_REQUEST_PATH,
   partialResponses = false
 }) {
-  const url = demoUrl(workerUrl, { src, p2p, ice })
+  const url = pageUrl ?? demoUrl(workerUrl, { src, p2p, ice })
   const browser = await launchBrowser()
   const viewer = {
     index,
@@ -150,7 +197,7 @@ export async function openViewer ({
   const context = await browser.newContext()
   viewer.context = context
   // WebRTC on loopback needs this as well as --allow-loopback-in-peer-connection.
-  await context.grantPermissions(['camera', 'microphone'], { origin: workerUrl })
+  await context.grantPermissions(['camera', 'microphone'], { origin: new URL(url).origin })
   if (initScript) await context.addInitScript(initScript)
 
   context.on('request', request => {
@@ -285,6 +332,7 @@ function summarize (viewer) {
     disabled: last.disabled ?? null,
     pageP2p: last.p2p ?? null,
     maxPeers: Math.max(0, ...viewer.samples.map(s => s.stats?.peers ?? 0)),
+    peerConnections: last.peerConnections ?? null,
     segmentNames: [...names].sort(),
     segments: names.size,
     segmentResponses: viewer.segmentResponses,
