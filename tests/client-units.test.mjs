@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 
 import { rangesFor } from '../public/_lt/client/http-fallback.js'
 import { designatedFetcher } from '../public/_lt/client/segment-delivery.js'
+import { offersPerAnnounce } from '../public/_lt/client/offer-budget.js'
 
 const PIECE = 100
 const LENGTH = 950
@@ -34,4 +35,12 @@ test('exactly one of a set of peers is designated to fetch each segment first, a
     counts[chosen[0]] += 1
   }
   for (const p of peers) assert.ok(counts[p] > 50, `${p} fetched ${counts[p]} of 400`)
+})
+
+test('an announce offers one connection per known peer plus one, within the tracker client\'s five', () => {
+  assert.equal(offersPerAnnounce(0), 1)
+  assert.equal(offersPerAnnounce(1), 2)
+  assert.equal(offersPerAnnounce(3), 4)
+  assert.equal(offersPerAnnounce(4), 5)
+  assert.equal(offersPerAnnounce(40), 5)
 })

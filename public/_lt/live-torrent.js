@@ -10,8 +10,10 @@
 //   disabled         why P2P is off, or null
 //   stats()          { p2pBytes, httpBytes, uploadedBytes, peers, segments, rejectedPieces }
 //   on('segment', fn) / off('segment', fn)
-//                    fn({ url, infoHash, bytes, p2pBytes, httpBytes, ms, source })
-//                    for every segment handed to the player
+//                    fn({ url, infoHash, bytes, p2pBytes, httpBytes, ms, source,
+//                         metadataMs, firstPeerMs, completeMs, requestedMs, peers })
+//                    for every segment handed to the player; the *Ms fields are
+//                    ms since a playlist listed the segment (null: never)
 import { findScriptElement, readConfig } from './client/config.js'
 import { ClientStats } from './client/stats.js'
 import { PlaybackClock } from './client/playback-clock.js'

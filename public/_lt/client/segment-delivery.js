@@ -146,7 +146,13 @@ export class SegmentDelivery {
       p2pBytes,
       httpBytes,
       ms: Math.round(performance.now() - started),
-      source
+      source,
+      // Where the segment's time went, from its listing in a playlist: when
+      // its metadata came, its first peer connected, it was complete (null:
+      // never), and when the player asked for it.
+      ...segment.timelineMs(),
+      requestedMs: Math.round(started - segment.timeline.listed),
+      peers: segment.torrent.wires.length
     })
     return { bytes, contentType: contentTypeOf(segment.url), source }
   }

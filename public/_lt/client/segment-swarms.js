@@ -2,6 +2,7 @@
 // lists the segment and kept (seeding) until it falls out of a bounded window.
 import WebTorrent from '../vendor/webtorrent.min.js'
 import MemoryChunkStore from './memory-chunk-store.js'
+import { offersPerAnnounce } from './offer-budget.js'
 
 function infoHashOf (magnet) {
   const xt = new URLSearchParams(magnet.slice(magnet.indexOf('?') + 1)).get('xt') || ''
@@ -31,7 +32,14 @@ export class SegmentTorrent {
     this.magnet = magnet
     this.infoHash = infoHashOf(magnet)
     this.torrent = torrent
-    this.listedAt = performance.now()
+    /**
+     * When (performance.now()) this segment was listed by a playlist, its
+     * metadata arrived, its first peer connected and it was complete; null
+     * until it happened. Reported with the segment event, to see where a
+     * segment's time goes.
+     */
+    this.timeline = { listed: performance.now(), metadata: null, firstPeer: null, complete: null }
+    torrent.once('wire', () => { this.timeline.firstPeer = performance.now() })
     /** Bytes of pieces that came from peers and passed their SHA-1 check. */
     this.p2pBytes = 0
     /** A delivery to the player in progress or done (set by SegmentDelivery). */
@@ -64,11 +72,18 @@ export class SegmentTorrent {
       torrent.once('ready', resolve)
       torrent.once('error', reject)
     })
-    this.metadata.catch(() => {})
+    this.metadata.then(() => { this.timeline.metadata = performance.now() }, () => {})
     this.complete = new Promise(resolve => {
       if (torrent.done) resolve()
       torrent.once('done', resolve)
     })
+    this.complete.then(() => { this.timeline.complete = performance.now() })
+  }
+
+  /** The timeline as milliseconds since the segment was listed (null: not yet). */
+  timelineMs () {
+    const since = at => (at === null ? null : Math.round(at - this.timeline.listed))
+    return { metadataMs: since(this.timeline.metadata), firstPeerMs: since(this.timeline.firstPeer), completeMs: since(this.timeline.complete) }
   }
 
   get hasMetadata () {
@@ -215,7 +230,12 @@ export class SegmentSwarms {
       if (this.segments.has(key)) continue
       let torrent
       try {
-        torrent = this.client.add(magnet, { store: MemoryChunkStore, storeCacheSlots: 0, destroyStoreOnDestroy: true })
+        torrent = this.client.add(magnet, {
+          store: MemoryChunkStore,
+          storeCacheSlots: 0,
+          destroyStoreOnDestroy: true,
+          getAnnounceOpts: () => ({ numwant: offersPerAnnounce(this.peerCount()) })
+        })
       } catch (err) {
         console.warn('live-torrent: cannot join', url, err)
         continue
