@@ -1,10 +1,15 @@
 // Does a viewer's page keep its memory flat over a long live session?
 // Two P2P viewers of the demo player share the local live feed (so torrents,
-// peer connections and the HTTP fallback all run) for MINUTES minutes. Each
-// minute, for each viewer, the page's JS heap is measured after a forced
-// garbage collection (Chrome DevTools Protocol: HeapProfiler.collectGarbage,
-// then Runtime.getHeapUsage). Prints the heap per minute and the ratio of the
-// last minute to the first; flat is about 1.
+// peer connections and the HTTP fallback all run) for MINUTES minutes, beside a
+// plain hls.js viewer of the same page (p2p=0) as the reference: what the
+// player alone keeps. Each minute, for each viewer, the page's JS heap is
+// measured after a forced garbage collection (Chrome DevTools Protocol:
+// HeapProfiler.collectGarbage, then Runtime.getHeapUsage). Prints the heap per
+// minute and the ratio of the last minute to the first; flat is about 1. To
+// say what grows, it takes heap snapshots of P2P viewer 2 and of the plain
+// viewer after minute 1 and after the last minute and prints the object kinds
+// (V8 node type and constructor name) that grew most in the P2P viewer, with
+// the same kinds' growth in the plain one.
 //
 // Environment: MINUTES (default 10). Run it inside a loopback-only namespace
 // (`make bench` does): node bench/memory.mjs
@@ -15,6 +20,48 @@ import { openViewer } from '../tests/support/viewers.mjs'
 const MINUTES = Number(process.env.MINUTES ?? 10)
 if (!Number.isInteger(MINUTES) || MINUTES < 2) throw new Error(`MINUTES must be an integer >= 2, got ${process.env.MINUTES}`)
 const JOIN_GAP_MS = 4000
+const GROWERS_SHOWN = 15
+
+/**
+ * A heap snapshot of the page (after a forced GC), summed by V8 node type and
+ * name: Map of "type name" -> { count, bytes } (self sizes).
+ */
+async function heapByKind (session) {
+  await session.send('HeapProfiler.collectGarbage')
+  const chunks = []
+  const onChunk = ({ chunk }) => chunks.push(chunk)
+  session.on('HeapProfiler.addHeapSnapshotChunk', onChunk)
+  await session.send('HeapProfiler.takeHeapSnapshot', { reportProgress: false })
+  session.off('HeapProfiler.addHeapSnapshotChunk', onChunk)
+  const snapshot = JSON.parse(chunks.join(''))
+  const fields = snapshot.snapshot.meta.node_fields
+  const types = snapshot.snapshot.meta.node_types[fields.indexOf('type')]
+  const [typeAt, nameAt, sizeAt] = ['type', 'name', 'self_size'].map(f => fields.indexOf(f))
+  const kinds = new Map()
+  for (let i = 0; i < snapshot.nodes.length; i += fields.length) {
+    const type = types[snapshot.nodes[i + typeAt]]
+    // Strings and code are named by their content or source: sum them by type.
+    const name = ['object', 'closure', 'array', 'native', 'regexp', 'object shape'].includes(type)
+      ? snapshot.strings[snapshot.nodes[i + nameAt]]
+      : ''
+    const key = `${type} ${name}`.trim()
+    const kind = kinds.get(key) || { count: 0, bytes: 0 }
+    kind.count += 1
+    kind.bytes += snapshot.nodes[i + sizeAt]
+    kinds.set(key, kind)
+  }
+  return kinds
+}
+
+/** Growth of each kind from `before` to `after`: Map key -> { count, bytes, countNow }. */
+function growth (before, after) {
+  const grown = new Map()
+  for (const [key, now] of after) {
+    const then = before.get(key) || { count: 0, bytes: 0 }
+    grown.set(key, { count: now.count - then.count, bytes: now.bytes - then.bytes, countNow: now.count })
+  }
+  return grown
+}
 
 const origin = await startOrigin({ live: true })
 const tracker = await startTracker()
@@ -23,8 +70,9 @@ const viewers = []
 try {
   for (let i = 1; i <= 2; i++) {
     viewers.push(await openViewer({ workerUrl: worker.url, index: i, sampleEveryMs: 5000 }))
-    if (i === 1) await sleep(JOIN_GAP_MS)
+    await sleep(JOIN_GAP_MS)
   }
+  viewers.push(await openViewer({ workerUrl: worker.url, index: 3, p2p: false, sampleEveryMs: 5000 }))
   const sessions = await Promise.all(viewers.map(v => v.context.newCDPSession(v.page)))
   const heapMb = async session => {
     await session.send('HeapProfiler.collectGarbage')
@@ -32,25 +80,41 @@ try {
     return usedSize / 1e6
   }
   const rows = []
+  const snapshots = []
   const started = Date.now()
   for (let minute = 1; minute <= MINUTES; minute++) {
     await sleep(started + minute * 60_000 - Date.now())
     const heaps = await Promise.all(sessions.map(heapMb))
-    const stats = await Promise.all(viewers.map(v => v.page.evaluate(() => window.liveTorrent.stats())))
+    const stats = await Promise.all(viewers.slice(0, 2).map(v => v.page.evaluate(() => window.liveTorrent.stats())))
     rows.push({ minute, heaps, stats })
     process.stderr.write(`[memory] minute ${minute}: ${heaps.map(h => `${h.toFixed(1)} MB`).join(', ')}\n`)
+    if (minute === 1 || minute === MINUTES) snapshots.push({ p2p: await heapByKind(sessions[1]), plain: await heapByKind(sessions[2]) })
   }
-  console.log(`JS heap of two P2P viewer pages after a forced GC, live feed (2 s segments), ${MINUTES} minutes`)
-  console.log('| minute | viewer 1 MB | viewer 2 MB | segments delivered (1 / 2) | P2P share of viewer 2 |')
-  console.log('|---|---|---|---|---|')
+  console.log(`JS heap of two P2P viewer pages and one plain hls.js page (the reference) after a forced GC, live feed (2 s segments), ${MINUTES} minutes`)
+  console.log('| minute | P2P viewer 1 MB | P2P viewer 2 MB | plain viewer MB | segments delivered (1 / 2) | torrents held (1 / 2) | P2P share of viewer 2 |')
+  console.log('|---|---|---|---|---|---|---|')
   for (const { minute, heaps, stats } of rows) {
     const s = stats[1]
     const share = s.p2pBytes + s.httpBytes > 0 ? `${(100 * s.p2pBytes / (s.p2pBytes + s.httpBytes)).toFixed(0)}%` : 'n/a'
-    console.log(`| ${minute} | ${heaps[0].toFixed(1)} | ${heaps[1].toFixed(1)} | ${stats[0].segments} / ${s.segments} | ${share} |`)
+    console.log(`| ${minute} | ${heaps[0].toFixed(1)} | ${heaps[1].toFixed(1)} | ${heaps[2].toFixed(1)} | ${stats[0].segments} / ${s.segments} | ${stats[0].torrents} / ${s.torrents} | ${share} |`)
   }
   const first = rows[0].heaps
   const last = rows.at(-1).heaps
-  console.log(`\nminute ${MINUTES} / minute 1: viewer 1 ${(last[0] / first[0]).toFixed(2)}x, viewer 2 ${(last[1] / first[1]).toFixed(2)}x`)
+  const ratio = i => (last[i] / first[i]).toFixed(2)
+  const perMinuteKb = i => ((last[i] - first[i]) * 1000 / (MINUTES - 1)).toFixed(0)
+  console.log(`\nminute ${MINUTES} / minute 1: P2P viewer 1 ${ratio(0)}x (${perMinuteKb(0)} KB a minute), ` +
+    `P2P viewer 2 ${ratio(1)}x (${perMinuteKb(1)} KB a minute), plain ${ratio(2)}x (${perMinuteKb(2)} KB a minute)`)
+  const p2pGrowth = growth(snapshots[0].p2p, snapshots[1].p2p)
+  const plainGrowth = growth(snapshots[0].plain, snapshots[1].plain)
+  console.log(`\nWhat grew from minute 1 to minute ${MINUTES} in P2P viewer 2's heap snapshot, beside the plain viewer's (self sizes; top ${GROWERS_SHOWN}; ` +
+    '"native" kinds are Blink (C++) objects)')
+  console.log('| V8 node type and name | P2P bytes | P2P objects | P2P objects now | plain bytes | plain objects |')
+  console.log('|---|---|---|---|---|---|')
+  const top = [...p2pGrowth].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, GROWERS_SHOWN)
+  for (const [key, g] of top) {
+    const plain = plainGrowth.get(key) ?? { bytes: 0, count: 0 }
+    console.log(`| ${key.replace(/\|/g, '/').slice(0, 80)} | ${g.bytes} | ${g.count} | ${g.countNow} | ${plain.bytes} | ${plain.count} |`)
+  }
 } finally {
   await Promise.all(viewers.map(v => v.close()))
   await worker.stop()

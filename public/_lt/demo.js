@@ -11,6 +11,8 @@ const src = params.get('src') || '/live/index.m3u8'
 const p2p = params.get('p2p') !== '0'
 const video = document.getElementById('player')
 const STRIP_LENGTH = 30
+/** Media kept behind the playhead; older media is removed from the buffer. */
+const BACK_BUFFER_SECONDS = 30
 
 const metrics = watchPlayback(video)
 
@@ -31,7 +33,10 @@ async function startLiveTorrent () {
 }
 
 function play () {
-  const hls = new window.Hls()
+  // hls.js keeps every played second in the media buffer by default
+  // (backBufferLength: Infinity), and an object per buffered fragment: a
+  // live session's memory would grow for as long as it plays.
+  const hls = new window.Hls({ backBufferLength: BACK_BUFFER_SECONDS })
   hls.loadSource(src)
   hls.attachMedia(video)
   hls.on(window.Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}))

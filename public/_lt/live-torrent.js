@@ -8,7 +8,7 @@
 //   ready            Promise<boolean>: true once P2P is on, false if it is off
 //                    (the player then simply uses HTTP)
 //   disabled         why P2P is off, or null
-//   stats()          { p2pBytes, httpBytes, uploadedBytes, peers, segments, rejectedPieces }
+//   stats()          { p2pBytes, httpBytes, uploadedBytes, peers, torrents, segments, rejectedPieces }
 //   on('segment', fn) / off('segment', fn)
 //                    fn({ url, infoHash, bytes, p2pBytes, httpBytes, ms, source,
 //                         metadataMs, firstPeerMs, completeMs, requestedMs, peers })
@@ -28,7 +28,7 @@ const liveTorrent = {
   config,
   disabled: null,
   ready: null,
-  stats: () => stats.snapshot(swarms ? swarms.peerCount() : 0),
+  stats: () => stats.snapshot(swarms ? swarms.peerCount() : 0, swarms ? swarms.segments.size : 0),
   on (type, fn) {
     const wrapped = event => fn(event.detail)
     listeners.set(fn, wrapped)
@@ -43,22 +43,33 @@ const liveTorrent = {
 }
 window.liveTorrent = liveTorrent
 
-async function start () {
-  if (!config.enabled) throw new Error('disabled by configuration')
-  if (!navigator.serviceWorker) throw new Error('this browser has no service workers')
-  if (typeof RTCPeerConnection === 'undefined') throw new Error('this browser has no WebRTC')
-  // Loaded only when P2P can run, so a page without it pays nothing.
+/** Loads the P2P modules (only when P2P can run, so a page without it pays nothing) and builds the client. */
+async function loadClient () {
   const [{ SegmentSwarms }, { SegmentDelivery }] = await Promise.all([
     import('./client/segment-swarms.js'),
     import('./client/segment-delivery.js')
   ])
   swarms = new SegmentSwarms({ iceServers: config.iceServers, maxTorrents: config.maxTorrents, stats })
   const delivery = new SegmentDelivery({ swarms, clock: new PlaybackClock(config.media), stats, config })
+  return { swarms, delivery }
+}
+
+async function start () {
+  if (!config.enabled) throw new Error('disabled by configuration')
+  if (!navigator.serviceWorker) throw new Error('this browser has no service workers')
+  if (typeof RTCPeerConnection === 'undefined') throw new Error('this browser has no WebRTC')
+  // The modules load while the service worker registers and takes control,
+  // so neither waits for the other. The listener is there from the start:
+  // a message that arrives before the client is built waits for it (a
+  // segment request not acknowledged in time goes to the network).
+  const client = loadClient()
+  client.catch(() => {})
   const playlistsSeen = new Set()
 
   listenToServiceWorker({
-    onPlaylist ({ playlistUrl, segments }) {
+    async onPlaylist ({ playlistUrl, segments }) {
       try {
+        const { swarms, delivery } = await client
         const joined = swarms.join(segments)
         delivery.onJoined(joined, { atLiveEdge: playlistsSeen.has(playlistUrl) })
         playlistsSeen.add(playlistUrl)
@@ -68,6 +79,7 @@ async function start () {
     },
     async onSegment ({ key = null, url, magnet, range = null }, reply) {
       try {
+        const { swarms, delivery } = await client
         const segment = swarms.get(key || url) || (magnet && swarms.join([{ key, url, magnet, range }])[0])
         if (!segment) return reply({ type: 'fallback', reason: 'unknown segment' })
         const deadlineMs = delivery.deadlineMs(segment)
@@ -84,7 +96,7 @@ async function start () {
       }
     }
   })
-  await registerServiceWorker(config.serviceWorkerUrl, config.serviceWorkerScope)
+  await Promise.all([client, registerServiceWorker(config.serviceWorkerUrl, config.serviceWorkerScope)])
   return true
 }
 

@@ -29,12 +29,14 @@ export class ClientStats extends EventTarget {
     this.rejectedPieces += 1
   }
 
-  snapshot (peers) {
+  /** `peers`: distinct peers connected now; `torrents`: segment torrents held now (the window). */
+  snapshot (peers, torrents) {
     return {
       p2pBytes: this.p2pBytes,
       httpBytes: this.httpBytes,
       uploadedBytes: this.uploadedBytes,
       peers,
+      torrents,
       segments: this.segments,
       rejectedPieces: this.rejectedPieces
     }
