@@ -1,7 +1,10 @@
 // The page side of the service worker: registers it and answers its
 // messages (playlists seen, segments requested).
 
-const CONTROL_TIMEOUT_MS = 3000
+// A player does not wait this long (the demo waits at most 3 s): this only
+// decides when P2P gives up. A service worker that takes control late, on a
+// busy machine, still brings P2P in for the rest of the session.
+const CONTROL_TIMEOUT_MS = 30000
 
 /** Registers the service worker and waits until it controls this page. */
 export async function registerServiceWorker (url, scope) {
