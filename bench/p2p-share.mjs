@@ -30,7 +30,9 @@
 //   stalls             metrics.stalls (public/_lt/playback-metrics.js), summed
 //                      over the P2P viewers / the plain viewer
 //   first frame        metrics.firstFrameMs (ms after navigation), median
-//                      over the P2P viewers / plain
+//                      over the P2P viewers / plain; in brackets, when the
+//                      page created the player (metrics.playerStartMs: the
+//                      demo waits up to 3 s for the service worker)
 //   worker requests    requests for /live/seg-* that left the browser (made by
 //                      the page, the page client or the service worker and not
 //                      answered by the service worker; web-seed and fallback
@@ -197,6 +199,8 @@ function rowOf ({ n, player, p2p, plain }) {
     stallsPlain: plain.stalls,
     firstFrameP2p: median(p2p.map(r => r.firstFrameMs)),
     firstFramePlain: plain.firstFrameMs,
+    playerStartP2p: median(p2p.map(r => r.playerStartMs)),
+    playerStartPlain: plain.playerStartMs,
     requestsP2p: mean(p2p.map(perSegment).filter(v => v !== null)),
     requestsPlain: perSegment(plain),
     latencyP2p: median(p2p.flatMap(r => r.latencies)),
@@ -258,7 +262,7 @@ try {
 
 console.log(`P2P share of a live HLS stream (2 s segments, ~860 kbit/s), per player: N P2P viewers joining ${JOIN_GAP_MS / 1000} s apart ` +
   `+ 1 plain hls.js viewer, ${SECONDS_PER_RUN} s each, one headless Chromium per viewer, all on one machine; players one after another`)
-console.log('| P2P viewers | player | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms P2P (median) / plain | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) |')
+console.log('| P2P viewers | player | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms (player created) P2P (median) / plain | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) |')
 console.log('|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
   const label = PLAYERS[r.player].label
@@ -267,7 +271,7 @@ for (const r of rows) {
     continue
   }
   console.log(`| ${r.n} | ${label} | ${pct(r.share)} | ${pct(r.ofCeiling)} | ${r.stallsP2p} / ${r.stallsPlain} | ` +
-    `${fixed(r.firstFrameP2p, 0)} / ${fixed(r.firstFramePlain, 0)} | ${fixed(r.requestsP2p, 2)} / ${fixed(r.requestsPlain, 2)} | ` +
+    `${fixed(r.firstFrameP2p, 0)} (${fixed(r.playerStartP2p, 0)}) / ${fixed(r.firstFramePlain, 0)} (${fixed(r.playerStartPlain, 0)}) | ${fixed(r.requestsP2p, 2)} / ${fixed(r.requestsPlain, 2)} | ` +
     `${fixed(r.latencyP2p, 1)} / ${fixed(r.latencyPlain, 1)} |`)
 }
 

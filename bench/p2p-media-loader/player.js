@@ -21,6 +21,7 @@ const metrics = watchPlayback(video)
 const counts = { p2pBytes: 0, httpBytes: 0, uploadedBytes: 0, segments: 0 }
 const peers = new Set()
 
+metrics.playerStartMs = Math.round(performance.now())
 const HlsWithP2P = HlsJsP2PEngine.injectMixin(window.Hls)
 const hls = new HlsWithP2P({
   ...json('hls', {}),

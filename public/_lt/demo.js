@@ -3,7 +3,7 @@
 //   p2p   0 to play with plain hls.js, without live-torrent (default 1)
 //   ice   JSON array of RTCIceServer for WebRTC (default: WebTorrent's)
 //
-// window.ltDemo = { video, hls, p2p, metrics: { firstFrameMs, stalls, stallMs }, latency() }
+// window.ltDemo = { video, hls, p2p, metrics: { playerStartMs, firstFrameMs, stalls, stallMs }, latency() }
 import { watchPlayback } from './playback-metrics.js'
 
 const params = new URLSearchParams(location.search)
@@ -22,10 +22,11 @@ document.getElementById('mode').textContent = p2p ? '(live-torrent on)' : '(plai
 async function startLiveTorrent () {
   if (params.has('ice')) window.liveTorrentConfig = { ...window.liveTorrentConfig, iceServers: JSON.parse(params.get('ice')) }
   try {
+    // A small module: it listens to the service worker at once and loads
+    // WebTorrent in the background. The player does not wait for P2P: until
+    // the service worker controls the page (on a first visit, a few hundred
+    // ms after load) its requests simply go to the network.
     await import('/_lt/live-torrent.js')
-    // Give the service worker a moment to take control, so the first
-    // segments already go through it; never hold playback back for long.
-    await Promise.race([window.liveTorrent.ready, new Promise(resolve => setTimeout(resolve, 3000))])
     window.liveTorrent.on('segment', addToStrip)
   } catch (err) {
     console.warn('live-torrent did not start; playing over HTTP', err)
@@ -33,6 +34,7 @@ async function startLiveTorrent () {
 }
 
 function play () {
+  metrics.playerStartMs = Math.round(performance.now())
   // hls.js keeps every played second in the media buffer by default
   // (backBufferLength: Infinity), and an object per buffered fragment: a
   // live session's memory would grow for as long as it plays.

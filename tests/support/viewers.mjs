@@ -320,6 +320,7 @@ function summarize (viewer) {
     p2p: viewer.p2p,
     watchedMs: Date.now() - viewer.firstFrameAt,
     firstFrameMs: last.metrics?.firstFrameMs ?? null,
+    playerStartMs: last.metrics?.playerStartMs ?? null,
     stalls: last.metrics?.stalls ?? null,
     stallMs: last.metrics?.stallMs ?? null,
     latencies,

@@ -1,7 +1,7 @@
 // The page side of the service worker: registers it and answers its
 // messages (playlists seen, segments requested).
 
-// A player does not wait this long (the demo waits at most 3 s): this only
+// No player waits for this (the demo does not wait at all): this only
 // decides when P2P gives up. A service worker that takes control late, on a
 // busy machine, still brings P2P in for the rest of the session.
 const CONTROL_TIMEOUT_MS = 30000
