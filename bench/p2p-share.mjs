@@ -167,7 +167,8 @@ function costsOf ({ n, player, p2p, trackerStats }) {
   const segments = p2p.reduce((sum, r) => sum + segmentsReceived(r), 0)
   const perViewerSegment = total => (segments > 0 ? total / segments : null)
   const pcs = p2p.map(r => r.peerConnections).filter(Boolean)
-  const events = p2p.flatMap(r => r.segmentEvents)
+  // Segment events with a timeline (a client older than the timeline has none).
+  const events = p2p.flatMap(r => r.segmentEvents).filter(e => typeof e.requestedMs === 'number')
   const medianOf = field => median(events.map(e => e[field]))
   const peerAfterRequest = events.filter(e => e.firstPeerMs === null || e.firstPeerMs > e.requestedMs).length
   return {
