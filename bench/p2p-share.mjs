@@ -12,8 +12,8 @@
 // (N, player).
 //
 // Environment: VIEWERS (default 2,4,6), SECONDS_PER_RUN (default 60),
-// JOIN_GAP_MS (default 2000), PLAYERS (default all of: live-torrent,
-// p2pml-defaults, p2pml-tuned). Run it inside a loopback-only namespace
+// JOIN_GAP_MS (default 2000), PLAYERS (default live-torrent, p2pml-defaults,
+// p2pml-tuned; also live-torrent-2-offers). Run it inside a loopback-only namespace
 // (`make bench` does).
 //
 // p2p-media-loader loads the playlist and the segments from the worker too
@@ -40,6 +40,9 @@
 //                      per viewer, mean over the P2P viewers / plain
 //   latency            hls.js latency (seconds behind the live edge), median of
 //                      1 s samples over the P2P viewers / plain
+//   CPU                CPU time of a viewer's whole browser (all its processes,
+//                      from /proc) from its first frame to the end, as a share
+//                      of one core, mean over the P2P viewers / plain
 import fs from 'node:fs/promises'
 import path from 'node:path'
 
@@ -65,6 +68,13 @@ const PLAYERS = {
   'live-torrent': {
     label: 'live-torrent',
     settings: null
+  },
+  // live-torrent with at most 2 WebRTC offers per segment announce, to see
+  // what the per-segment connections cost.
+  'live-torrent-2-offers': {
+    label: 'live-torrent, maxOffersPerAnnounce 2',
+    settings: null,
+    pageConfig: { maxOffersPerAnnounce: 2 }
   },
   // p2p-media-loader as it ships. Its hls.js integration raises hls.js's
   // liveSyncDurationCount to the playlist length - 1 by itself (when the page
@@ -92,7 +102,8 @@ function parsePlayers (text) {
 }
 
 const VIEWER_COUNTS = parseCounts(process.env.VIEWERS || '2,4,6')
-const PLAYER_NAMES = parsePlayers(process.env.PLAYERS || Object.keys(PLAYERS).join(','))
+const DEFAULT_PLAYERS = ['live-torrent', 'p2pml-defaults', 'p2pml-tuned']
+const PLAYER_NAMES = parsePlayers(process.env.PLAYERS || DEFAULT_PLAYERS.join(','))
 const SECONDS_PER_RUN = Number(process.env.SECONDS_PER_RUN || 60)
 const JOIN_GAP_MS = Number(process.env.JOIN_GAP_MS || 2000)
 if (!(SECONDS_PER_RUN > 0)) throw new Error(`SECONDS_PER_RUN must be > 0, got ${process.env.SECONDS_PER_RUN}`)
@@ -111,6 +122,7 @@ const mean = values => (values.length ? values.reduce((a, b) => a + b, 0) / valu
  * loaded segments is the larger one there.
  */
 const segmentsReceived = report => Math.max(report.segments, report.stats?.segments ?? 0)
+const cpuShare = report => (report.cpuSeconds === null || !(report.watchedMs > 0) ? null : report.cpuSeconds / (report.watchedMs / 1000))
 const perSegment = report => (segmentsReceived(report) > 0 ? report.networkSegmentRequests / segmentsReceived(report) : null)
 
 async function runPhase (origin, comparison, n, playerName) {
@@ -121,8 +133,11 @@ async function runPhase (origin, comparison, n, playerName) {
   const opened = []
   try {
     const common = { workerUrl: worker.url, registry: opened, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS, initScript: countPeerConnections }
+    const p2pInit = player.pageConfig
+      ? { initScript: { content: `window.liveTorrentConfig = ${JSON.stringify(player.pageConfig)};\n(${countPeerConnections})()` } }
+      : {}
     const p2pOpening = Array.from({ length: n }, (_, i) => sleep(i * JOIN_GAP_MS)
-      .then(() => openViewer({ ...common, pageUrl, index: i + 1 }))
+      .then(() => openViewer({ ...common, ...p2pInit, pageUrl, index: i + 1 }))
       .then(async viewer => { await recordSegmentEvents(viewer); return viewer }))
     const plainOpening = sleep(PLAIN_JOIN_MS).then(() => openViewer({ ...common, index: n + 1, p2p: false }))
     const settled = await Promise.allSettled([...p2pOpening, plainOpening])
@@ -205,7 +220,9 @@ function rowOf ({ n, player, p2p, plain }) {
     requestsP2p: mean(p2p.map(perSegment).filter(v => v !== null)),
     requestsPlain: perSegment(plain),
     latencyP2p: median(p2p.flatMap(r => r.latencies)),
-    latencyPlain: plain.latencyMedian
+    latencyPlain: plain.latencyMedian,
+    cpuP2p: mean(p2p.map(cpuShare).filter(v => v !== null)),
+    cpuPlain: cpuShare(plain)
   }
 }
 
@@ -225,7 +242,8 @@ async function comparisonPages () {
   const pages = await startComparisonPages()
   return {
     stop: pages.stop,
-    pageUrl ({ playlistUrl, trackerUrl, core = {}, hls = {} }) {
+    // The demo player's hls.js settings, so both players buffer alike.
+    pageUrl ({ playlistUrl, trackerUrl, core = {}, hls = { backBufferLength: 30 } }) {
       const query = new URLSearchParams({ src: playlistUrl, tracker: trackerUrl, core: JSON.stringify(core), hls: JSON.stringify(hls), ice: '[]' })
       return `${pages.url}/?${query}`
     }
@@ -244,7 +262,8 @@ try {
           const s = r.stats ?? { p2pBytes: 0, httpBytes: 0, uploadedBytes: 0, peers: 0 }
           log(`  viewer ${r.index}${r.pageP2p === false ? ' (plain)' : ''}: p2p ${s.p2pBytes} B, http ${s.httpBytes} B, ` +
             `uploaded ${s.uploadedBytes} B, peers ${s.peers}, stalls ${r.stalls}, first frame ${r.firstFrameMs} ms, ` +
-            `segments ${segmentsReceived(r)}, worker requests ${r.networkSegmentRequests}, latency ${fixed(r.latencyMedian, 1)} s` +
+            `segments ${segmentsReceived(r)}, worker requests ${r.networkSegmentRequests}, latency ${fixed(r.latencyMedian, 1)} s, ` +
+            `CPU ${fixed(r.cpuSeconds, 1)} s in ${fixed(r.watchedMs / 1000, 0)} s` +
             (r.pageErrors.length ? `, page errors: ${r.pageErrors.join(' | ')}` : ''))
         }
         log(`  tracker: ${JSON.stringify(run.trackerStats)}`)
@@ -263,17 +282,17 @@ try {
 
 console.log(`P2P share of a live HLS stream (2 s segments, ~860 kbit/s), per player: N P2P viewers joining ${JOIN_GAP_MS / 1000} s apart ` +
   `+ 1 plain hls.js viewer, ${SECONDS_PER_RUN} s each, one headless Chromium per viewer, all on one machine; players one after another`)
-console.log('| P2P viewers | player | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms (player created) P2P (median) / plain | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) |')
-console.log('|---|---|---|---|---|---|---|---|')
+console.log('| P2P viewers | player | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms (player created) P2P (median) / plain | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) | CPU of one core P2P / plain |')
+console.log('|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
   const label = PLAYERS[r.player].label
   if (r.failed) {
-    console.log(`| ${r.n} | ${label} | failed: ${r.failed.replace(/\|/g, '/')} | | | | | |`)
+    console.log(`| ${r.n} | ${label} | failed: ${r.failed.replace(/\|/g, '/').slice(0, 300)} | | | | | | |`)
     continue
   }
   console.log(`| ${r.n} | ${label} | ${pct(r.share)} | ${pct(r.ofCeiling)} | ${r.stallsP2p} / ${r.stallsPlain} | ` +
     `${fixed(r.firstFrameP2p, 0)} (${fixed(r.playerStartP2p, 0)}) / ${fixed(r.firstFramePlain, 0)} (${fixed(r.playerStartPlain, 0)}) | ${fixed(r.requestsP2p, 2)} / ${fixed(r.requestsPlain, 2)} | ` +
-    `${fixed(r.latencyP2p, 1)} / ${fixed(r.latencyPlain, 1)} |`)
+    `${fixed(r.latencyP2p, 1)} / ${fixed(r.latencyPlain, 1)} | ${pct(r.cpuP2p)} / ${pct(r.cpuPlain)} |`)
 }
 
 console.log('\nWhere the P2P time and signalling go (per segment received, per P2P viewer; live-torrent\'s timeline is ms after a playlist listed the segment, median)')

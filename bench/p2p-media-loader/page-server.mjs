@@ -1,5 +1,5 @@
 // Serves the benchmark's p2p-media-loader player on 127.0.0.1: its page and
-// script, the shared playback-metrics module and the built bundles, copied
+// script, the demo player's playback-metrics module and style, and the built bundles, read
 // from node_modules at request time (p2p-media-loader is a development
 // dependency of the benchmark only and never reaches public/).
 //
@@ -19,6 +19,7 @@ const FILES = {
   '/': [path.join(HERE, 'index.html'), 'text/html'],
   '/player.js': [path.join(HERE, 'player.js'), 'text/javascript'],
   '/playback-metrics.js': [path.join(REPO, 'public/_lt/playback-metrics.js'), 'text/javascript'],
+  '/demo.css': [path.join(REPO, 'public/_lt/demo.css'), 'text/css'],
   '/vendor/hls.min.js': [path.join(MODULES, 'hls.js/dist/hls.min.js'), 'text/javascript'],
   '/vendor/p2p-media-loader-core.es.js': [path.join(MODULES, 'p2p-media-loader-core/dist/p2p-media-loader-core.es.js'), 'text/javascript'],
   '/vendor/p2p-media-loader-hlsjs.es.js': [path.join(MODULES, 'p2p-media-loader-hlsjs/dist/p2p-media-loader-hlsjs.es.js'), 'text/javascript']

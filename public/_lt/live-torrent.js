@@ -49,7 +49,7 @@ async function loadClient () {
     import('./client/segment-swarms.js'),
     import('./client/segment-delivery.js')
   ])
-  swarms = new SegmentSwarms({ iceServers: config.iceServers, maxTorrents: config.maxTorrents, stats })
+  swarms = new SegmentSwarms({ iceServers: config.iceServers, maxTorrents: config.maxTorrents, maxOffersPerAnnounce: config.maxOffersPerAnnounce, stats })
   const delivery = new SegmentDelivery({ swarms, clock: new PlaybackClock(config.media), stats, config })
   return { swarms, delivery }
 }

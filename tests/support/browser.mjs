@@ -1,11 +1,22 @@
 // Headless Debian Chromium for browser tests, set up as ../shared/ENGINEERING.md
 // describes: no background traffic, WebRTC allowed on loopback.
+import fs from 'node:fs/promises'
+
 import { chromium } from 'playwright-core'
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 
+let launched = 0
+const browserTags = new WeakMap()
+
+/**
+ * Launches a browser. Its main process carries a switch of its own
+ * (`--lt-browser=<tag>`, ignored by Chromium) so that its processes can be
+ * found in /proc (browserCpuSeconds).
+ */
 export async function launchBrowser () {
-  return chromium.launch({
+  const tag = `${process.pid}-${++launched}`
+  const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
     args: [
@@ -17,7 +28,51 @@ export async function launchBrowser () {
       '--disable-component-update',
       '--disable-sync',
       '--autoplay-policy=no-user-gesture-required',
-      '--allow-loopback-in-peer-connection'
+      '--allow-loopback-in-peer-connection',
+      `--lt-browser=${tag}`
     ]
   })
+  browserTags.set(browser, tag)
+  return browser
+}
+
+const CLOCK_TICKS_PER_SECOND = 100 // Linux USER_HZ (`getconf CLK_TCK`)
+
+/**
+ * CPU seconds (user + system) used so far by a launched browser: its main
+ * process and every process under it (renderers, GPU, network service), read
+ * from /proc. Processes that already exited are not counted. Linux only;
+ * null where /proc cannot be read.
+ */
+export async function browserCpuSeconds (browser) {
+  const tag = browserTags.get(browser)
+  if (!tag) return null
+  let entries
+  try {
+    entries = await fs.readdir('/proc')
+  } catch {
+    return null
+  }
+  const processes = new Map()
+  let root = null
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue
+    const stat = await fs.readFile(`/proc/${name}/stat`, 'utf8').catch(() => null)
+    if (!stat) continue
+    if (root === null) {
+      const cmdline = await fs.readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')
+      if (cmdline.split('\0').includes(`--lt-browser=${tag}`)) root = Number(name)
+    }
+    // Fields after the command, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    processes.set(Number(name), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) })
+  }
+  if (root === null) return null
+  const inTree = pid => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = processes.get(p)?.parent ?? 0, hops++) if (p === root) return true
+    return false
+  }
+  let ticks = 0
+  for (const [pid, { ticks: t }] of processes) if (inTree(pid)) ticks += t
+  return ticks / CLOCK_TICKS_PER_SECOND
 }

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 
-import { launchBrowser } from './browser.mjs'
+import { browserCpuSeconds, launchBrowser } from './browser.mjs'
 import { sleep } from './harness.mjs'
 
 /** Path of a live segment whose 200 responses are recorded and compared. */
@@ -265,6 +265,7 @@ export async function openViewer ({
       `(${url}); page state ${JSON.stringify(state)}; page errors ${JSON.stringify(viewer.pageErrors)}`, { cause: error })
   }
   viewer.firstFrameAt = Date.now()
+  viewer.cpuAtFirstFrame = await browserCpuSeconds(browser)
 
   let sampling = true
   const sample = async () => {
@@ -288,6 +289,8 @@ export async function openViewer ({
     recording = false
     await sampler
     await sample()
+    const cpu = await browserCpuSeconds(browser)
+    viewer.cpuSinceFirstFrame = cpu === null || viewer.cpuAtFirstFrame === null ? null : cpu - viewer.cpuAtFirstFrame
     for (let rounds = 0; pendingBodies.size > 0 && rounds < 100; rounds++) {
       await Promise.race([Promise.allSettled([...pendingBodies]), sleep(300)])
     }
@@ -319,6 +322,8 @@ function summarize (viewer) {
     index: viewer.index,
     p2p: viewer.p2p,
     watchedMs: Date.now() - viewer.firstFrameAt,
+    /** CPU seconds the viewer's whole browser used from its first frame to finish(). */
+    cpuSeconds: viewer.cpuSinceFirstFrame ?? null,
     firstFrameMs: last.metrics?.firstFrameMs ?? null,
     playerStartMs: last.metrics?.playerStartMs ?? null,
     stalls: last.metrics?.stalls ?? null,

@@ -11,6 +11,9 @@ const DEFAULTS = {
   iceServers: null,
   // Segment torrents kept (joined, downloading or seeding) at once.
   maxTorrents: 24,
+  // WebRTC offers a segment's announce may carry (WebTorrent's tracker
+  // client allows 5): each is a peer connection set up for that segment.
+  maxOffersPerAnnounce: 5,
   // CSS selector of the media element whose buffer sets the deadlines.
   media: 'video',
   serviceWorkerUrl: '/_lt/sw.js',

@@ -6,16 +6,16 @@
  * connection that waits up to 50 s for an answer, and the tracker can only
  * hand it to a viewer already in the segment's swarm.
  */
-const MAX_OFFERS_PER_ANNOUNCE = 5
+export const MAX_OFFERS_PER_ANNOUNCE = 5
 
 /**
  * Offers worth making when announcing a new segment: one per viewer of the
  * stream we are connected to, plus one for a viewer we do not know yet, at
- * most MAX_OFFERS_PER_ANNOUNCE. Fixed at 5, a viewer with one peer made six
+ * most `max` (the `maxOffersPerAnnounce` setting) and MAX_OFFERS_PER_ANNOUNCE. Fixed at 5, a viewer with one peer made six
  * peer connections per segment and used one (`make bench`, "Where the P2P
  * time and signalling go"). Viewers we don't know still reach us: their own
  * announces carry offers that the tracker hands to us.
  */
-export function offersPerAnnounce (connectedPeers) {
-  return Math.max(1, Math.min(MAX_OFFERS_PER_ANNOUNCE, connectedPeers + 1))
+export function offersPerAnnounce (connectedPeers, max = MAX_OFFERS_PER_ANNOUNCE) {
+  return Math.max(1, Math.min(max, MAX_OFFERS_PER_ANNOUNCE, connectedPeers + 1))
 }

@@ -172,12 +172,13 @@ export class SegmentTorrent {
 }
 
 export class SegmentSwarms {
-  constructor ({ iceServers, maxTorrents, stats }) {
+  constructor ({ iceServers, maxTorrents, maxOffersPerAnnounce, stats }) {
     const tracker = iceServers ? { rtcConfig: { iceServers } } : {}
     this.client = new WebTorrent({ dht: false, lsd: false, utp: false, webSeeds: false, tracker })
     this.client.on('error', err => console.warn('live-torrent: WebTorrent error', err))
     this.client.on('upload', bytes => stats.uploaded(bytes))
     this.maxTorrents = maxTorrents
+    this.maxOffersPerAnnounce = maxOffersPerAnnounce
     this.stats = stats
     /** segment key (URL, plus #bytes=first-last for a range) -> SegmentTorrent, in the order listed. */
     this.segments = new Map()
@@ -234,7 +235,7 @@ export class SegmentSwarms {
           store: MemoryChunkStore,
           storeCacheSlots: 0,
           destroyStoreOnDestroy: true,
-          getAnnounceOpts: () => ({ numwant: offersPerAnnounce(this.peerCount()) })
+          getAnnounceOpts: () => ({ numwant: offersPerAnnounce(this.peerCount(), this.maxOffersPerAnnounce) })
         })
       } catch (err) {
         console.warn('live-torrent: cannot join', url, err)
