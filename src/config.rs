@@ -16,6 +16,9 @@ pub const MIN_PIECE_LENGTH: u32 = 16 * 1024;
 pub const MAX_PIECE_LENGTH: u32 = 16 * 1024 * 1024;
 /// Workers KV refuses an expiration TTL below 60 seconds.
 pub const MIN_RECORD_TTL_SECONDS: u64 = 60;
+/// Longest `PLAYLIST_CACHE_MS`: a live playlist older than this is no longer
+/// live (and the copy is capped at half the target duration anyway).
+pub const MAX_PLAYLIST_CACHE_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -59,6 +62,10 @@ pub struct Config {
     /// Serve `/_lt/bench/...` (measurement endpoints for `make bench`).
     /// Off in production.
     pub bench_endpoints: bool,
+    /// How long an annotated playlist is served from the location's cache
+    /// (the Cache API) before it is made again; capped per playlist at half
+    /// its target duration and upstream's max-age. 0 turns the cache off.
+    pub playlist_cache_ms: u64,
 }
 
 /// SHA-1 implementations the worker can hash pieces with.
@@ -166,6 +173,13 @@ impl Config {
             Some("true") | Some("1") => true,
             Some(other) => return Err(error("BENCH_ENDPOINTS", format!("{other:?} is not true or false"))),
         };
+        let playlist_cache_ms = parse_number(&lookup, "PLAYLIST_CACHE_MS", 1_000u64)?;
+        if playlist_cache_ms > MAX_PLAYLIST_CACHE_MS {
+            return Err(error(
+                "PLAYLIST_CACHE_MS",
+                format!("must be at most {MAX_PLAYLIST_CACHE_MS} (0 turns the cache off), got {playlist_cache_ms}"),
+            ));
+        }
         Ok(Config {
             upstream,
             trackers,
@@ -181,6 +195,7 @@ impl Config {
             forwarded_request_headers,
             hash_engine,
             bench_endpoints,
+            playlist_cache_ms,
         })
     }
 
@@ -469,6 +484,17 @@ mod tests {
         assert!(!c.may_fetch_segment(&Url::parse("http://127.0.0.1:9001/s.ts").unwrap()));
         assert!(!c.may_fetch_segment(&Url::parse("https://u:p@m2.example/s.ts").unwrap()));
         assert!(!c.may_fetch_segment(&Url::parse("http://m2.example/s.ts").unwrap()));
+    }
+
+    #[test]
+    fn the_playlist_cache_ttl_is_bounded_and_zero_turns_it_off() {
+        let with = |value: &'static str| config(&[("UPSTREAM", "http://a.example"), ("TRACKERS", ""), ("PLAYLIST_CACHE_MS", value)]);
+        assert_eq!(valid().playlist_cache_ms, 1_000);
+        assert_eq!(with("0").unwrap().playlist_cache_ms, 0);
+        assert_eq!(with("30000").unwrap().playlist_cache_ms, 30_000);
+        for bad in ["30001", "-1", "1.5", "soon"] {
+            assert_eq!(with(bad).unwrap_err().variable, "PLAYLIST_CACHE_MS", "{bad}");
+        }
     }
 
     #[test]
