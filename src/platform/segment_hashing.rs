@@ -5,6 +5,7 @@ use futures_util::{stream, StreamExt};
 use worker::{Method, Response};
 
 use super::http::fetch_upstream;
+use super::meter::Meter;
 use super::records::SegmentStore;
 use super::web_crypto::{finish_sha1, Subtle};
 use crate::config::{Config, HashEngine};
@@ -102,10 +103,10 @@ pub async fn hash_body(response: &mut Response, id: &SegmentId, config: &Config)
 }
 
 /// Fetches one segment (its byte range only, if it has one) and hashes it.
-pub async fn fetch_and_hash(id: &SegmentId, config: &Config) -> Result<SegmentRecord, AppError> {
+pub async fn fetch_and_hash(id: &SegmentId, config: &Config, meter: &Meter) -> Result<SegmentRecord, AppError> {
     let range_header: Vec<(&str, String)> =
         id.range.iter().map(|r| ("range", format!("bytes={}-{}", r.offset, r.last()))).collect();
-    let mut response = fetch_upstream(&id.url, Method::Get, None, &range_header, config).await?;
+    let mut response = fetch_upstream(&id.url, Method::Get, None, &range_header, config, meter).await?;
     let expected = if id.range.is_some() { 206 } else { 200 };
     if response.status_code() != expected {
         return Err(AppError::BadGateway(format!("segment answered {}", response.status_code())));
@@ -121,7 +122,7 @@ pub async fn fetch_and_hash(id: &SegmentId, config: &Config) -> Result<SegmentRe
 pub async fn hash_segments(ids: Vec<SegmentId>, config: &Config, store: &SegmentStore) -> Vec<(SegmentId, SegmentRecord)> {
     stream::iter(ids)
         .map(|id| async move {
-            match fetch_and_hash(&id, config).await {
+            match fetch_and_hash(&id, config, &store.meter).await {
                 Ok(record) => {
                     let done = (id, record);
                     store.remember(std::slice::from_ref(&done));
