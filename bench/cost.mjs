@@ -97,13 +97,25 @@ function workerRuntimePids (worker) {
   return pids
 }
 
-const cpuMs = pids => pids.reduce((sum, pid) => {
-  try {
-    return sum + processStat(pid).cpuTicks * 1000 / CLOCK_TICKS
-  } catch {
-    return sum
+/** CPU ms by pid, of those still running. */
+function cpuByPid (pids) {
+  const found = new Map()
+  for (const pid of pids) {
+    try {
+      found.set(pid, processStat(pid).cpuTicks * 1000 / CLOCK_TICKS)
+    } catch {
+      // The process ended.
+    }
   }
-}, 0)
+  return found
+}
+
+/** CPU ms spent between two samples by the processes alive at both. */
+function cpuBetween (before, after) {
+  let sum = 0
+  for (const [pid, ms] of after) if (before.has(pid)) sum += ms - before.get(pid)
+  return sum
+}
 
 // --- one viewer ----------------------------------------------------------------
 async function request (url, tally, kind) {
@@ -183,21 +195,25 @@ async function run (origin, viewers, ttl) {
     const runtime = workerRuntimePids(worker)
     await fetch(`${worker.url}/_lt/bench/ops?reset=1`).then(r => r.arrayBuffer())
     const hitsBefore = origin.hits()
-    const cpuBefore = cpuMs(runtime)
+    const cpuBefore = cpuByPid(runtime)
     const tally = { requests: { playlist: 0, torrent: 0, segment: 0 }, bytes: { playlist: 0, torrent: 0, segment: 0 }, errors: [], segmentsSeen: new Set() }
     const started = performance.now()
     const deadline = started + SECONDS * 1000
     await Promise.all(Array.from({ length: viewers }, () => viewer(playlistUrl, deadline, tally)))
     const seconds = (performance.now() - started) / 1000
     await sleep(GRACE_MS)
-    const cpu = cpuMs(runtime) - cpuBefore
+    const cpu = cpuBetween(cpuBefore, cpuByPid(runtime))
     const totals = await fetch(`${worker.url}/_lt/bench/ops`).then(r => r.json())
     const hits = origin.hits()
     const delta = p => (hits[p] ?? 0) - (hitsBefore[p] ?? 0)
     const upstreamPlaylist = delta('/live/index.m3u8')
     const upstreamAll = Object.keys(hits).reduce((sum, p) => sum + delta(p), 0)
     const newSegments = [...tally.segmentsSeen].filter(u => !startWindow.has(u)).length
-    return { viewers, ttl, seconds, tally, totals, upstreamPlaylist, upstreamAll, newSegments, cpu, runtimePids: runtime.length }
+    // The counts live in the isolate: if workerd restarted it during the run
+    // (wrangler dev does that now and then), they are incomplete.
+    const clientRequests = tally.requests.playlist + tally.requests.torrent + tally.requests.segment
+    const restarted = totals.all.invocations < clientRequests
+    return { viewers, ttl, seconds, tally, totals, upstreamPlaylist, upstreamAll, newSegments, cpu, runtimePids: runtime.length, restarted }
   } finally {
     await worker.stop()
   }
@@ -214,10 +230,11 @@ function perViewerMinute (r) {
   const hashing = op('playlist', 'upstreamFetches') - r.upstreamPlaylist
   const requests = r.tally.requests.playlist + r.tally.requests.torrent + r.tally.requests.segment
   const bytes = r.tally.bytes.playlist + r.tally.bytes.torrent + r.tally.bytes.segment
-  // The playlist path's operations beyond its invocation and one cache hit:
-  // what the micro-cache exists to remove.
+  // The playlist path's operations beyond its invocation and one cache
+  // lookup per poll (hit or miss, the same call): what the micro-cache
+  // exists to remove.
   const playlistOps = op('playlist', 'upstreamFetches') + op('playlist', 'kvReadKeys') + op('playlist', 'kvWrites') +
-    op('playlist', 'cachePuts') + op('playlist', 'cacheMisses')
+    op('playlist', 'cachePuts')
   return {
     viewers: r.viewers,
     ttl: r.ttl,
@@ -228,11 +245,13 @@ function perViewerMinute (r) {
     kv: { readOps: all('kvReads') / vm, readKeys: all('kvReadKeys') / vm, writes: all('kvWrites') / vm, memoryHits: all('memoryHits') / vm },
     cache: { hits: all('cacheHits') / vm, misses: all('cacheMisses') / vm, puts: all('cachePuts') / vm, errors: all('cacheErrors') / vm, coalesced: all('coalesced') / vm },
     playlistPathOps: playlistOps / vm,
+    playlistPathOpsPerPoll: playlistOps / Math.max(1, route('playlist').invocations),
     bytesServed: { all: bytes / vm, playlist: r.tally.bytes.playlist / vm, torrent: r.tally.bytes.torrent / vm, segment: r.tally.bytes.segment / vm },
     cpuMsPerRequest: r.cpu / Math.max(1, route('all').invocations),
     hashFetchesPerNewSegment: r.newSegments ? hashing / r.newSegments : NaN,
     newSegments: r.newSegments,
-    errors: r.tally.errors.length
+    errors: r.tally.errors.length,
+    restarted: r.restarted
   }
 }
 
@@ -242,7 +261,11 @@ try {
   for (const viewers of VIEWERS) {
     for (const ttl of TTLS) {
       log(`${viewers} viewers, PLAYLIST_CACHE_MS=${ttl}, ${SECONDS} s, P2P share ${SHARE}`)
-      const r = await run(origin, viewers, ttl)
+      let r = await run(origin, viewers, ttl)
+      if (r.restarted) {
+        log('the worker\'s isolate restarted during the run (its counts are incomplete): running it again')
+        r = await run(origin, viewers, ttl)
+      }
       results.push({ raw: { ...r, tally: { ...r.tally, segmentsSeen: r.tally.segmentsSeen.size } }, perViewerMinute: perViewerMinute(r) })
     }
   }
@@ -252,7 +275,7 @@ try {
 
 console.log(`Cost per viewer-minute, counted by the worker under wrangler dev (local KV + Cache API): live ffmpeg feed, ` +
   `${SEGMENT_SECONDS} s segments, ${LIST_SIZE}-segment window, P2P share ${SHARE} (segments over HTTP with probability ${f(1 - SHARE)}), ${SECONDS} s per run`)
-console.log('| viewers | PLAYLIST_CACHE_MS | worker requests: playlist / torrent / segment / all | upstream fetches: playlist / hashing / segment passthrough (origin counted) | KV read ops / keys / writes (memory hits) | cache hits / misses / puts (coalesced) | playlist-path ops beyond invocation + cache hit | bytes served | workerd CPU ms per request (upper bound) | hash fetches per new segment |')
+console.log('| viewers | PLAYLIST_CACHE_MS | worker requests: playlist / torrent / segment / all | upstream fetches: playlist / hashing / segment passthrough (origin counted) | KV read ops / keys / writes (memory hits) | cache hits / misses / puts (coalesced) | playlist-path ops beyond invocation + cache lookup | bytes served | workerd CPU ms per request (upper bound) | hash fetches per new segment |')
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const { perViewerMinute: p } of results) {
   const w = p.workerRequests
@@ -269,12 +292,15 @@ for (const viewers of VIEWERS) {
   for (const { perViewerMinute: after } of results.filter(r => r.perViewerMinute.viewers === viewers && r.perViewerMinute.ttl > 0)) {
     if (!before) continue
     console.log(`- ${viewers} viewers: playlist-path operations per viewer-minute ${f(before.playlistPathOps, 3)} -> ${f(after.playlistPathOps, 3)} ` +
-      `(${f(before.playlistPathOps / after.playlistPathOps, 1)}x fewer with PLAYLIST_CACHE_MS=${after.ttl}); ` +
+      `(${f(before.playlistPathOps / after.playlistPathOps, 1)}x fewer with PLAYLIST_CACHE_MS=${after.ttl}); per poll ` +
+      `${f(before.playlistPathOpsPerPoll, 3)} -> ${f(after.playlistPathOpsPerPoll, 4)} (${f(before.playlistPathOpsPerPoll / after.playlistPathOpsPerPoll, 1)}x); ` +
       `upstream playlist fetches ${f(before.upstreamFetches.playlist)} -> ${f(after.upstreamFetches.playlist, 3)}; ` +
       `CPU per request ${f(before.cpuMsPerRequest)} -> ${f(after.cpuMsPerRequest)} ms`)
   }
 }
 const errors = results.reduce((n, r) => n + r.perViewerMinute.errors, 0)
+const incomplete = results.filter(r => r.perViewerMinute.restarted).length
+if (incomplete) console.log(`- ${incomplete} run(s) lost counts to an isolate restart twice in a row: their numbers are too low`)
 const disagree = results.filter(r => Math.abs(r.raw.totals.all.ops.upstreamFetches - r.raw.upstreamAll) > 0)
 console.log(`- worker's upstream count vs the origin's: ${disagree.length === 0 ? 'equal in every run' : `differs in ${disagree.length} run(s): ` + disagree.map(r => `${r.raw.totals.all.ops.upstreamFetches} vs ${r.raw.upstreamAll}`).join(', ')}`)
 console.log(`- errors (5xx, timeouts, network): ${errors}`)

@@ -190,6 +190,17 @@ impl<T: Clone> Flights<T> {
         }
     }
 
+    /// A copy made at or after `since_ms`, fresh or not: what a request that
+    /// has waited since then for another one's playlist gets, even if it
+    /// only looks again after the copy's short life (a partly annotated
+    /// copy, a busy isolate). None once the entry is gone or older.
+    pub fn made_since(&self, key: &str, since_ms: u64) -> Option<T> {
+        match self.entries.get(key) {
+            Some(Flight::Done { value, stored_at_ms, .. }) if *stored_at_ms >= since_ms => Some(value.clone()),
+            _ => None,
+        }
+    }
+
     /// Claims the making of `key`: false if another request is making it.
     pub fn begin(&mut self, key: &str, now_ms: u64) -> bool {
         if self.is_pending(key, now_ms) {
@@ -343,6 +354,8 @@ mod tests {
         flights.finish("k", "body", 100, 1000);
         assert_eq!(flights.state("k", 500), FlightState::Fresh("body"));
         assert_eq!(flights.state("k", 1100), FlightState::Unknown, "expired");
+        assert_eq!(flights.made_since("k", 10), Some("body"), "a request waiting since 10 takes it, expired or not");
+        assert_eq!(flights.made_since("k", 101), None, "a later request does not");
         assert!(flights.begin("k", 1100), "an expired copy is made again");
 
         flights.abandon("k");

@@ -72,23 +72,31 @@ pub async fn lookup(upstream_url: &Url, site: &Site) -> Lookup {
     if let Some(response) = from_cache_api(&key, site).await {
         return Lookup::Hit(response);
     }
-    let deadline = now_ms() + config.upstream_timeout_ms + WAIT_BEYOND_UPSTREAM_TIMEOUT_MS;
+    let arrived = now_ms();
+    let deadline = arrived + config.upstream_timeout_ms + WAIT_BEYOND_UPSTREAM_TIMEOUT_MS;
     loop {
         let now = now_ms();
-        match FLIGHTS.with_borrow(|flights| flights.state(&key, now)) {
-            FlightState::Fresh(copy) => {
-                site.meter.count(|ops| ops.coalesced += 1);
-                return Lookup::Hit(copy.response(now));
-            }
-            FlightState::Pending if now < deadline => {
-                worker::Delay::from(Duration::from_millis(WAIT_POLL_MS)).await;
-            }
-            // Nobody is making it, or the one who is takes too long.
-            _ => break,
+        let (state, made_while_waiting) =
+            FLIGHTS.with_borrow(|flights| (flights.state(&key, now), flights.made_since(&key, arrived)));
+        let nobody_making_it = matches!(state, FlightState::Unknown);
+        let copy = match state {
+            FlightState::Fresh(copy) => Some(copy),
+            _ => made_while_waiting,
+        };
+        if let Some(copy) = copy {
+            site.meter.count(|ops| ops.coalesced += 1);
+            return Lookup::Hit(copy.response(now));
         }
+        if now >= deadline {
+            // The one making it takes too long: fetch it alone.
+            return Lookup::Fetch(None);
+        }
+        if nobody_making_it && FLIGHTS.with_borrow_mut(|flights| flights.begin(&key, now)) {
+            return Lookup::Fetch(Some(Claim { key, meter: site.meter.clone(), fulfilled: false }));
+        }
+        // Another request is making it (or just claimed it): wait for that.
+        worker::Delay::from(Duration::from_millis(WAIT_POLL_MS)).await;
     }
-    let claimed = FLIGHTS.with_borrow_mut(|flights| flights.begin(&key, now_ms()));
-    Lookup::Fetch(claimed.then(|| Claim { key, meter: site.meter.clone(), fulfilled: false }))
 }
 
 async fn from_cache_api(key: &str, site: &Site) -> Option<Response> {
