@@ -90,12 +90,17 @@ export function model ({ viewers, segmentSeconds = 2, window = 6, share = 0.8, t
     kvWrites: over(month(kvWrites), PRICES.kvWritesIncluded, PRICES.perMillionKvWrites)
   }
   cost.total = Object.values(cost).reduce((a, b) => a + b, 0)
-  // Limits, in the order a deployment meets them.
+  // Cloudflare's limits, in the order a deployment meets them. Subrequests
+  // and CPU are per invocation: the worker's own budget (SUBREQUEST_BUDGET,
+  // 45) and the measured CPU per request, whatever the number of viewers.
+  const cpuPerRequest = cached ? measured.cpuMsPerRequestCached : measured.cpuMsPerRequestUncached
   const limits = [
     { name: 'Free plan: 100,000 requests a day', used: requestsPerMinute * 1440, limit: LIMITS.freeRequestsPerDay, plan: 'free' },
     { name: 'Free plan: 1,000 KV writes a day', used: kvWrites * 1440, limit: LIMITS.freeKvWritesPerDay, plan: 'free' },
+    { name: 'Free plan: 10 ms CPU per request', used: cpuPerRequest, limit: LIMITS.freeCpuMsPerRequest, plan: 'free' },
     { name: 'KV: 1 write per second per key (locations hashing a new segment at once)', used: hashersPerSegment, limit: LIMITS.kvWritesPerKeyPerSecond, plan: 'paid' },
-    { name: 'upstream: playlist requests per second at the CDN', used: playlistsMadeWorst / 60, limit: 1000, plan: 'paid', note: 'not a Cloudflare limit; 1,000/s stands for what an origin shield is sized for' }
+    { name: 'subrequests per invocation', used: 45, limit: LIMITS.subrequestsPaid, plan: 'paid' },
+    { name: 'CPU per invocation (5 min)', used: cpuPerRequest, limit: 300_000, plan: 'paid' }
   ]
   const firstPaid = limits.find(l => l.plan === 'paid' && l.used > l.limit)
   return {
@@ -103,6 +108,7 @@ export function model ({ viewers, segmentSeconds = 2, window = 6, share = 0.8, t
     requestsPerViewerMinute, perViewer, requestsPerMonth: month(requestsPerMinute),
     playlistsMadePerMinute: [playlistsMadeBest, playlistsMadeWorst],
     upstreamPlaylistFetchesPerViewerMinute: [playlistsMadeBest / viewers, playlistsMadeWorst / viewers],
+    originPlaylistRequestsPerSecond: [playlistsMadeBest / 60, playlistsMadeWorst / 60],
     kvReadKeysPerMonth: month(kvReadKeys), kvWritesPerMonth: month(kvWrites), cpuMsPerMonth: month(cpuMs),
     cost, perViewerHour: cost.total / (viewers * MINUTES_PER_MONTH / 60),
     limits, firstPaidLimit: firstPaid?.name ?? 'none of those listed'
@@ -128,16 +134,18 @@ const money = x => (x >= 100 ? `$${x.toFixed(0)}` : `$${x.toFixed(2)}`)
 const count = x => (x >= 1e9 ? `${(x / 1e9).toFixed(1)} B` : x >= 1e6 ? `${(x / 1e6).toFixed(1)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : x.toFixed(x < 10 ? 2 : 0))
 
 function printScales (options) {
-  console.log('| viewers | design | locations | requests/month | upstream playlist fetches per viewer-minute (1 isolate racing .. all) | KV keys read / writes per month | CPU ms/month | $/month: requests + CPU + KV reads + KV writes + base = total | $ per viewer-hour | first paid-plan limit met |')
-  console.log('|---|---|---|---|---|---|---|---|---|---|')
+  console.log('| viewers | design | locations | requests/month | upstream playlist fetches per viewer-minute (1 isolate racing .. all) | origin playlist requests/s | KV keys read / writes per month | CPU ms/month | $/month: requests + CPU + KV reads + KV writes + base = total | $ per 1,000 viewer-hours | first paid-plan limit met |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const viewers of [1000, 10000, 100000]) {
     for (const cached of [false, true]) {
       const m = model({ ...options, viewers, cached })
       const [best, worst] = m.upstreamPlaylistFetchesPerViewerMinute
+      const [originBest, originWorst] = m.originPlaylistRequestsPerSecond
+      const range = (a, b, d) => (a === b ? a.toFixed(d) : `${a.toFixed(d)} .. ${b.toFixed(d)}`)
       const c = m.cost
       console.log(`| ${count(viewers)} | ${cached ? `micro-cache ${m.ttlMs} ms` : 'uncached'} | ${m.locations} | ${count(m.requestsPerMonth)} | ` +
-        `${best === worst ? best.toFixed(3) : `${best.toFixed(4)} .. ${worst.toFixed(4)}`} | ${count(m.kvReadKeysPerMonth)} / ${count(m.kvWritesPerMonth)} | ${count(m.cpuMsPerMonth)} | ` +
-        `${money(c.requests)} + ${money(c.cpu)} + ${money(c.kvReads)} + ${money(c.kvWrites)} + ${money(c.base)} = **${money(c.total)}** | ${money(m.perViewerHour * 1000)} per 1,000 | ${m.firstPaidLimit} |`)
+        `${range(best, worst, best === worst ? 1 : 4)} | ${range(originBest, originWorst, 0)} | ${count(m.kvReadKeysPerMonth)} / ${count(m.kvWritesPerMonth)} | ${count(m.cpuMsPerMonth)} | ` +
+        `${money(c.requests)} + ${money(c.cpu)} + ${money(c.kvReads)} + ${money(c.kvWrites)} + ${money(c.base)} = **${money(c.total)}** | ${money(m.perViewerHour * 1000)} | ${m.firstPaidLimit} |`)
     }
   }
 }
