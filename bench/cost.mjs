@@ -24,7 +24,8 @@
 //       make cost COST_ARGS='--viewers 50,200 --seconds 60 --share 0.5'
 // Options (flag or environment): --viewers/VIEWERS (25,100), --seconds/
 // SECONDS (40 per run), --share/SHARE (0.8), --ttls/TTLS (0,1000: the
-// PLAYLIST_CACHE_MS values; 0 is the uncached design), --segment-seconds/
+// PLAYLIST_CACHE_MS values; 0 is the uncached design, which also runs with
+// SEGMENT_CACHE=false, the others with the segment cache on), --segment-seconds/
 // SEGMENT_SECONDS (2), --json FILE (write every run's numbers).
 import { execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
@@ -178,7 +179,13 @@ async function viewer (playlistUrl, deadline, tally) {
 // --- one run --------------------------------------------------------------------
 async function run (origin, viewers, ttl) {
   const worker = await startWorker({
-    vars: { UPSTREAM: origin.url, TRACKERS: 'wss://tracker.invalid/announce', BENCH_ENDPOINTS: 'true', PLAYLIST_CACHE_MS: String(ttl) }
+    vars: {
+      UPSTREAM: origin.url,
+      TRACKERS: 'wss://tracker.invalid/announce',
+      BENCH_ENDPOINTS: 'true',
+      PLAYLIST_CACHE_MS: String(ttl),
+      SEGMENT_CACHE: ttl > 0 ? 'true' : 'false'
+    }
   })
   try {
     const playlistUrl = `${worker.url}/live/index.m3u8`

@@ -66,6 +66,10 @@ pub struct Config {
     /// (the Cache API) before it is made again; capped per playlist at half
     /// its target duration and upstream's max-age. 0 turns the cache off.
     pub playlist_cache_ms: u64,
+    /// Keep whole segments in the location's cache (Cache API) as the
+    /// worker fetches them, for upstream's lifetime, so HTTP fallback
+    /// requests (whole or ranges) are answered without going upstream.
+    pub segment_cache: bool,
 }
 
 /// SHA-1 implementations the worker can hash pieces with.
@@ -168,11 +172,8 @@ impl Config {
             Some(v) => HashEngine::parse(&v)
                 .ok_or_else(|| error("HASH_ENGINE", format!("{v:?} is neither \"webcrypto\" nor \"wasm\"")))?,
         };
-        let bench_endpoints = match lookup("BENCH_ENDPOINTS").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("") | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(other) => return Err(error("BENCH_ENDPOINTS", format!("{other:?} is not true or false"))),
-        };
+        let bench_endpoints = parse_flag(&lookup, "BENCH_ENDPOINTS", false)?;
+        let segment_cache = parse_flag(&lookup, "SEGMENT_CACHE", true)?;
         let playlist_cache_ms = parse_number(&lookup, "PLAYLIST_CACHE_MS", 1_000u64)?;
         if playlist_cache_ms > MAX_PLAYLIST_CACHE_MS {
             return Err(error(
@@ -196,6 +197,7 @@ impl Config {
             hash_engine,
             bench_endpoints,
             playlist_cache_ms,
+            segment_cache,
         })
     }
 
@@ -357,6 +359,19 @@ fn parse_header_names(value: Option<String>) -> Result<Vec<String>, ConfigError>
     Ok(names)
 }
 
+fn parse_flag(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match lookup(variable).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") => Ok(default),
+        Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(error(variable, format!("{other:?} is not true or false"))),
+    }
+}
+
 fn parse_timeout(
     lookup: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -476,6 +491,9 @@ mod tests {
         assert_eq!(with("HASH_ENGINE", "md5").unwrap_err().variable, "HASH_ENGINE");
         assert!(with("BENCH_ENDPOINTS", "true").unwrap().bench_endpoints);
         assert_eq!(with("BENCH_ENDPOINTS", "yes").unwrap_err().variable, "BENCH_ENDPOINTS");
+        assert!(c.segment_cache);
+        assert!(!with("SEGMENT_CACHE", "false").unwrap().segment_cache);
+        assert_eq!(with("SEGMENT_CACHE", "off").unwrap_err().variable, "SEGMENT_CACHE");
         let c = with("FORWARD_REQUEST_HEADERS", " Authorization, cookie ").unwrap();
         assert_eq!(c.forwarded_request_headers, ["authorization", "cookie"]);
         let c = with("ALLOWED_SEGMENT_ORIGINS", "https://m2.example, http://127.0.0.1:9000").unwrap();

@@ -88,6 +88,18 @@ pub struct PlaylistFacts<'a> {
     pub complete: bool,
 }
 
+/// Whether upstream lets a shared cache keep the response at all: no
+/// `no-store`, `private` or `no-cache`, and no `Vary` beyond encoding.
+pub fn shared_cache_allows(cache_control: Option<&str>, vary: Option<&str>) -> bool {
+    let directives = cache_control.map(CacheDirectives::parse).unwrap_or_default();
+    let varies_by_more_than_encoding = vary.is_some_and(|vary| {
+        vary.split(',')
+            .map(|v| v.trim().to_ascii_lowercase())
+            .any(|v| !v.is_empty() && v != "accept-encoding" && v != "origin")
+    });
+    !(directives.no_store || directives.private || directives.no_cache || varies_by_more_than_encoding)
+}
+
 /// How long the copy of this playlist may be served, in ms; 0: not kept.
 ///
 /// At most `ttl_ms` (`PLAYLIST_CACHE_MS`), half the target duration (a new
@@ -96,18 +108,10 @@ pub struct PlaylistFacts<'a> {
 /// (`no-store`, `private`, `no-cache`) or varies by more than encoding; a
 /// quarter of that for a partly annotated playlist.
 pub fn stored_ttl_ms(ttl_ms: u64, facts: &PlaylistFacts) -> u64 {
+    if !shared_cache_allows(facts.cache_control, facts.vary) {
+        return 0;
+    }
     let directives = facts.cache_control.map(CacheDirectives::parse).unwrap_or_default();
-    if directives.no_store || directives.private || directives.no_cache {
-        return 0;
-    }
-    let varies_by_more_than_encoding = facts.vary.is_some_and(|vary| {
-        vary.split(',')
-            .map(|v| v.trim().to_ascii_lowercase())
-            .any(|v| !v.is_empty() && v != "accept-encoding" && v != "origin")
-    });
-    if varies_by_more_than_encoding {
-        return 0;
-    }
     let mut ttl = ttl_ms;
     if let Some(target) = facts.target_duration_seconds.filter(|t| *t > 0) {
         ttl = ttl.min(target.saturating_mul(1000) / 2);
@@ -325,6 +329,15 @@ mod tests {
         assert_eq!(stored_ttl_ms(1000, &with_vary("accept-encoding, Origin")), 1000);
         assert_eq!(stored_ttl_ms(1000, &with_vary("Cookie")), 0);
         assert_eq!(stored_ttl_ms(1000, &with_vary("*")), 0);
+    }
+
+    #[test]
+    fn a_shared_cache_may_keep_what_upstream_does_not_forbid() {
+        assert!(shared_cache_allows(None, None));
+        assert!(shared_cache_allows(Some("public, max-age=3600"), Some("Accept-Encoding")));
+        assert!(!shared_cache_allows(Some("private, max-age=3600"), None));
+        assert!(!shared_cache_allows(Some("no-store"), None));
+        assert!(!shared_cache_allows(None, Some("Cookie")));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 // origin, no live encoder (fixture playlists the tests rewrite).
 //   cached:   PLAYLIST_CACHE_MS=3000, BENCH_ENDPOINTS=true (x-lt-ops header,
 //             /_lt/bench/ops totals);
-//   uncached: PLAYLIST_CACHE_MS=0, no bench endpoints: the design before.
+//   uncached: PLAYLIST_CACHE_MS=0, SEGMENT_CACHE=false, no bench endpoints:
+//             the design before.
 // The origin sends `Cache-Control: max-age=10` on playlists and every fixture
 // has a 10 s target duration, so the copy lives the full 3000 ms.
 import { test, before, after, describe } from 'node:test'
@@ -77,7 +78,7 @@ before(async () => {
   origin = await startOrigin({ live: false, playlistCacheControl: 'max-age=10' })
   const vars = { UPSTREAM: origin.url, TRACKERS: 'ws://127.0.0.1:9/announce' }
   cached = await startWorker({ vars: { ...vars, PLAYLIST_CACHE_MS: String(TTL_MS), BENCH_ENDPOINTS: 'true' } })
-  uncached = await startWorker({ vars: { ...vars, PLAYLIST_CACHE_MS: '0' } })
+  uncached = await startWorker({ vars: { ...vars, PLAYLIST_CACHE_MS: '0', SEGMENT_CACHE: 'false' } })
 })
 
 after(async () => {
@@ -208,5 +209,41 @@ describe('playlist micro-cache', () => {
     const missingBefore = playlistHits(missing)
     for (let i = 0; i < 3; i++) assert.equal((await get(`${cached.url}${missing}`)).status, 404)
     assert.equal(playlistHits(missing) - missingBefore, 3, 'a 404 goes upstream each time')
+  })
+})
+
+describe('segment cache (SEGMENT_CACHE)', () => {
+  test('the hashing fetch fills the location cache: whole and Range fallback requests never go upstream again', async () => {
+    await writeLive('/seg', 0, 2)
+    await eventually(async () => fullyAnnotated(await get(`${cached.url}/seg/live.m3u8`)), { what: 'hashed segments' })
+    await settled('/seg/')
+    const bytes = await fs.readFile(path.join(origin.dir, 'seg', 'seg-1.ts'))
+    const before = origin.hits()['/seg/seg-1.ts']
+    assert.equal(before, 1, 'fetched once, to hash it')
+    for (let i = 0; i < 3; i++) {
+      const whole = await get(`${cached.url}/seg/seg-1.ts`)
+      assert.equal(whole.status, 200)
+      assert.ok(whole.bytes.equals(bytes), 'the origin\'s bytes')
+      assert.equal(opsOf(whole)['cache-hit'], 1)
+      assert.equal(whole.headers.get('access-control-allow-origin'), '*')
+    }
+    const range = await get(`${cached.url}/seg/seg-1.ts`, { headers: { range: 'bytes=100-1099' } })
+    assert.equal(range.status, 206)
+    assert.ok(range.bytes.equals(bytes.subarray(100, 1100)), 'the range, cut from the cached copy')
+    assert.equal(origin.hits()['/seg/seg-1.ts'], before, 'nothing went upstream')
+  })
+
+  test('without it, or when upstream forbids it, every fallback request goes upstream', async () => {
+    await writeLive('/seg-off', 0, 1)
+    await eventually(async () => fullyAnnotated(await get(`${uncached.url}/seg-off/live.m3u8`)), { what: 'hashed segment' })
+    await settled('/seg-off/')
+    const before = origin.hits()['/seg-off/seg-0.ts']
+    for (let i = 0; i < 3; i++) assert.equal((await get(`${uncached.url}/seg-off/seg-0.ts`)).status, 200)
+    assert.equal(origin.hits()['/seg-off/seg-0.ts'] - before, 3)
+
+    const noStore = '/faults/status/200/no-store.ts' // Cache-Control: no-store
+    const noStoreBefore = origin.hits()[noStore] ?? 0
+    for (let i = 0; i < 3; i++) assert.equal((await get(`${cached.url}${noStore}`)).status, 200)
+    assert.equal(origin.hits()[noStore] - noStoreBefore, 3)
   })
 })

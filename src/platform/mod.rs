@@ -9,6 +9,7 @@ mod playlist_cache;
 mod playlist_route;
 mod proxy;
 mod records;
+mod segment_cache;
 mod segment_hashing;
 mod timing;
 mod torrent_route;

@@ -11,6 +11,7 @@ use worker::{Context, Method, Request, Response, ResponseBuilder};
 
 use super::http::{fetch_upstream, internal, response_headers, STATUS_HEADER};
 use super::playlist_cache::{self, Lookup};
+use super::segment_cache;
 use super::segment_hashing::{fetch_and_hash, hash_body, validators};
 use super::{playlist_route, Site};
 use crate::error::AppError;
@@ -50,9 +51,26 @@ pub async fn forward(req: Request, url: &Url, site: Site, ctx: &Context) -> Resu
             None => None,
         }
     };
-    let fetch = fetch_upstream(&upstream_url, method.clone(), Some(viewer), &[], &site.config, &site.meter);
+    // A segment the location's cache holds (its hashing fetch put it there)
+    // is answered from there, a Range from the whole copy.
+    let fetch = async {
+        if segment.is_some() {
+            if let Some(copy) = segment_cache::lookup(&upstream_url, viewer, &site.config, &site.meter).await {
+                return Ok((copy, true));
+            }
+        }
+        fetch_upstream(&upstream_url, method.clone(), Some(viewer), &[], &site.config, &site.meter)
+            .await
+            .map(|response| (response, false))
+    };
     let (upstream, record) = futures_util::join!(fetch, record);
-    let mut upstream = upstream?;
+    let (mut upstream, from_cache) = upstream?;
+    if segment.is_some() && !from_cache && !has_range {
+        if let Some(copy) = segment_cache::copy_to_keep(&mut upstream, &site.config) {
+            let (url, meter) = (upstream_url.clone(), site.meter.clone());
+            ctx.wait_until(async move { segment_cache::keep(&url, copy, &meter).await });
+        }
+    }
     let status = upstream.status_code();
     let content_type = upstream.headers().get("content-type").ok().flatten().unwrap_or_default();
     let is_playlist = looks_like_playlist(url.path()) || is_playlist_content_type(&content_type);

@@ -6,6 +6,7 @@ use worker::{Method, Response};
 
 use super::http::fetch_upstream;
 use super::meter::Meter;
+use super::segment_cache::{copy_to_keep, keep};
 use super::records::SegmentStore;
 use super::web_crypto::{finish_sha1, Subtle};
 use crate::config::{Config, HashEngine};
@@ -111,7 +112,16 @@ pub async fn fetch_and_hash(id: &SegmentId, config: &Config, meter: &Meter) -> R
     if response.status_code() != expected {
         return Err(AppError::BadGateway(format!("segment answered {}", response.status_code())));
     }
-    hash_body(&mut response, id, config).await
+    // The location's first fetch of a new segment fills its cache for the
+    // HTTP fallback of every viewer there.
+    let copy = if id.range.is_none() { copy_to_keep(&mut response, config) } else { None };
+    let keeping = async {
+        if let Some(copy) = copy {
+            keep(&id.url, copy, meter).await;
+        }
+    };
+    let (record, ()) = futures_util::join!(hash_body(&mut response, id, config), keeping);
+    record
 }
 
 /// Hashes `ids` (already claimed with [`SegmentStore::begin_hashing`]) with
