@@ -48,20 +48,20 @@ const MINUTES_PER_MONTH = 30 * 24 * 60
  * and upstream fetches per new segment for hashing.
  */
 export const MEASURED = {
-  cpuMsPerRequestUncached: 3.0,
-  cpuMsPerRequestCached: 3.0,
+  cpuMsPerRequestUncached: 4.1,
+  cpuMsPerRequestCached: 2.4,
   // KV keys read per minute by one isolate that makes playlists (its
   // memory keeps a record 60 s). Uncached, requests that see a new segment
   // before its record is written read it again: this grows with the
   // request rate (measured at 25 viewers, so a low figure).
-  kvKeysPerIsolateMinuteUncached: 94,
-  kvKeysPerIsolateMinuteCached: 31,
+  kvKeysPerIsolateMinuteUncached: 158,
+  kvKeysPerIsolateMinuteCached: 32,
   hashFetchesPerNewSegment: 1.0,
   // Playlist-path operations (upstream fetches + KV keys read + KV writes +
   // cache puts, hashing included): per poll without the micro-cache, per
   // playlist made with it.
-  opsPerPollUncached: 1.24,
-  opsPerPlaylistMadeCached: 3.85
+  opsPerPollUncached: 1.54,
+  opsPerPlaylistMadeCached: 6.2
 }
 
 /** Spread of viewers, an assumption: active locations and isolates per location. */
@@ -133,7 +133,8 @@ export function model ({ viewers, segmentSeconds = 2, window = 6, share = 0.8, t
 /** The measured figures from `make cost --json`: per design, the largest run whose viewers kept their pace. */
 function fromCostJson (file) {
   const runs = JSON.parse(readFileSync(file, 'utf8'))
-  const keptPace = r => r.perViewerMinute.workerRequests.playlist >= 0.8 * 60 / 2 && !r.perViewerMinute.restarted
+  // At least half the player's 30 polls a minute (a shared machine may not keep up).
+  const keptPace = r => r.perViewerMinute.workerRequests.playlist >= 0.5 * 60 / 2 && !r.perViewerMinute.restarted
   const pick = cached => runs.filter(r => (r.raw.ttl > 0) === cached && keptPace(r)).sort((a, b) => b.raw.viewers - a.raw.viewers)[0]
   const before = pick(false)
   const after = pick(true)
