@@ -8,7 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use worker::Response;
+use worker::{Cache, Response};
 
 use super::http::{add_cors, internal};
 use super::Site;
@@ -67,6 +67,20 @@ impl Meter {
     pub fn label(&self, response: &mut Response) {
         if self.0.exposed.get() {
             let _ = response.headers_mut().set(OPS_HEADER, &self.ops().header_value());
+        }
+    }
+}
+
+/// Puts `response` under `key` in the named cache `cache_name`, counting
+/// the put or its failure (logged as `what`; a failed put only costs a
+/// later miss).
+pub async fn counted_cache_put(cache_name: &str, key: &str, response: Response, meter: &Meter, what: &str) {
+    let cache = Cache::open(cache_name.to_string()).await;
+    match cache.put(key, response).await {
+        Ok(()) => meter.count(|ops| ops.cache_puts += 1),
+        Err(e) => {
+            worker::console_warn!("live-torrent: {what} cache put failed: {e}");
+            meter.count(|ops| ops.cache_errors += 1);
         }
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use url::Url;
 use worker::{Cache, Context, Headers, Response, ResponseBuilder};
 
-use super::meter::Meter;
+use super::meter::{counted_cache_put, Meter};
 use super::timing::{now_ms, within};
 use super::Site;
 use crate::playlist_cache::{
@@ -194,16 +194,7 @@ impl Claim {
         }
         let response = ResponseBuilder::new().with_status(200).with_headers(stored).fixed(body.to_vec());
         let (key, meter) = (self.key.clone(), self.meter.clone());
-        ctx.wait_until(async move {
-            let cache = Cache::open(CACHE_NAME.to_string()).await;
-            match cache.put(key.as_str(), response).await {
-                Ok(()) => meter.count(|ops| ops.cache_puts += 1),
-                Err(e) => {
-                    worker::console_warn!("live-torrent: playlist cache put failed: {e}");
-                    meter.count(|ops| ops.cache_errors += 1);
-                }
-            }
-        });
+        ctx.wait_until(async move { counted_cache_put(CACHE_NAME, &key, response, &meter, "playlist").await });
     }
 }
 

@@ -10,7 +10,7 @@
 use url::Url;
 use worker::{Cache, Headers, Request, RequestInit, Response};
 
-use super::meter::Meter;
+use super::meter::{counted_cache_put, Meter};
 use super::timing::within;
 use crate::config::Config;
 use crate::playlist_cache::shared_cache_allows;
@@ -72,12 +72,5 @@ pub fn copy_to_keep(response: &mut Response, config: &Config) -> Option<Response
 
 /// Puts `copy` (from [`copy_to_keep`]) under `upstream_url`.
 pub async fn keep(upstream_url: &Url, copy: Response, meter: &Meter) {
-    let cache = Cache::open(CACHE_NAME.to_string()).await;
-    match cache.put(upstream_url.as_str(), copy).await {
-        Ok(()) => meter.count(|ops| ops.cache_puts += 1),
-        Err(e) => {
-            worker::console_warn!("live-torrent: segment cache put failed: {e}");
-            meter.count(|ops| ops.cache_errors += 1);
-        }
-    }
+    counted_cache_put(CACHE_NAME, upstream_url.as_str(), copy, meter, "segment").await;
 }
