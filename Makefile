@@ -31,7 +31,7 @@ FUZZ_TEST_SECONDS ?= 30
 FUZZ_OPTIONS := -timeout=2 -rss_limit_mb=1024 -max_len=65536 -dict=fuzz/$(FUZZ_TARGET).dict -print_final_stats=1
 FUZZ_CORPORA := fuzz/corpus-grown/$(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET)
 
-.PHONY: help setup worker assets dev test test-native test-integration test-fuzz fuzz bench bench-annotate load clean
+.PHONY: help setup worker assets dev test test-native test-integration test-fuzz fuzz bench bench-annotate load cost clean
 
 help:
 	@echo "make dev    - set up what is missing, run the local demo (worker + live origin)"
@@ -39,6 +39,7 @@ help:
 	@echo "make fuzz   - fuzz the playlist annotator for FUZZ_SECONDS (default 300; make test runs it for $(FUZZ_TEST_SECONDS) s)"
 	@echo "make bench  - playlist latency, piece length, P2P share and load measurements (prints tables)"
 	@echo "make load   - load test only: many viewers polling a live playlist (LOAD_ARGS=--help for options)"
+	@echo "make cost   - worker operations per viewer-minute, uncached vs micro-cached playlist (COST_ARGS=--help)"
 
 setup:
 	@scripts/setup.sh
@@ -101,6 +102,13 @@ bench: setup worker assets
 # the environment (see bench/load.mjs).
 load: setup worker assets
 	$(LOOPBACK_ONLY) node bench/load.mjs $(LOAD_ARGS)
+
+# Viewers replayed against the live feed; the worker's own counts of
+# requests, upstream fetches, KV and Cache API operations per viewer-minute,
+# with the playlist micro-cache off (PLAYLIST_CACHE_MS=0) and on.
+# docs/scale.md turns them into money (scripts/scale-model.mjs).
+cost: setup worker assets
+	$(LOOPBACK_ONLY) node bench/cost.mjs $(COST_ARGS)
 
 # Parse + annotate + strip time against playlist size, realistic and
 # adversarial shapes; linear time reads as a flat ns/byte column.

@@ -698,6 +698,8 @@ async function fileEntity(absolutePath) {
  *                                             ffmpeg `delete_segments`)
  * @param {boolean} [options.log=false]        log every request to stderr
  * @param {number}  [options.readyTimeoutMs=30000] bound on waiting for the first live segment
+ * @param {string}  [options.playlistCacheControl='max-age=1'] `Cache-Control` of the
+ *                                             playlist files it serves (a CDN's choice)
  * @returns {Promise<{
  *   url: string, port: number, dir: string,
  *   hits: () => Record<string, number>, resetHits: () => void,
@@ -714,6 +716,7 @@ export async function startOrigin({
   keepSegments = false,
   log = false,
   readyTimeoutMs = DEFAULT_LIVE_READY_TIMEOUT_MS,
+  playlistCacheControl = PLAYLIST_CACHE_CONTROL,
 } = {}) {
   if (!(segmentSeconds > 0)) throw new RangeError(`segmentSeconds must be > 0, got ${segmentSeconds}`);
   if (!Number.isInteger(listSize) || listSize < 1) throw new RangeError(`listSize must be an integer >= 1, got ${listSize}`);
@@ -779,6 +782,7 @@ export async function startOrigin({
       sendText(res, 404, 'not found\n');
       return;
     }
+    if (entity.cacheControl === PLAYLIST_CACHE_CONTROL) entity.cacheControl = playlistCacheControl;
     sendEntity(req, res, entity);
   }
 

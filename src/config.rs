@@ -16,6 +16,9 @@ pub const MIN_PIECE_LENGTH: u32 = 16 * 1024;
 pub const MAX_PIECE_LENGTH: u32 = 16 * 1024 * 1024;
 /// Workers KV refuses an expiration TTL below 60 seconds.
 pub const MIN_RECORD_TTL_SECONDS: u64 = 60;
+/// Longest `PLAYLIST_CACHE_MS`: a live playlist older than this is no longer
+/// live (and the copy is capped at half the target duration anyway).
+pub const MAX_PLAYLIST_CACHE_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -59,6 +62,14 @@ pub struct Config {
     /// Serve `/_lt/bench/...` (measurement endpoints for `make bench`).
     /// Off in production.
     pub bench_endpoints: bool,
+    /// How long an annotated playlist is served from the location's cache
+    /// (the Cache API) before it is made again; capped per playlist at half
+    /// its target duration and upstream's max-age. 0 turns the cache off.
+    pub playlist_cache_ms: u64,
+    /// Keep whole segments in the location's cache (Cache API) as the
+    /// worker fetches them, for upstream's lifetime, so HTTP fallback
+    /// requests (whole or ranges) are answered without going upstream.
+    pub segment_cache: bool,
 }
 
 /// SHA-1 implementations the worker can hash pieces with.
@@ -161,11 +172,15 @@ impl Config {
             Some(v) => HashEngine::parse(&v)
                 .ok_or_else(|| error("HASH_ENGINE", format!("{v:?} is neither \"webcrypto\" nor \"wasm\"")))?,
         };
-        let bench_endpoints = match lookup("BENCH_ENDPOINTS").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("") | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(other) => return Err(error("BENCH_ENDPOINTS", format!("{other:?} is not true or false"))),
-        };
+        let bench_endpoints = parse_flag(&lookup, "BENCH_ENDPOINTS", false)?;
+        let segment_cache = parse_flag(&lookup, "SEGMENT_CACHE", true)?;
+        let playlist_cache_ms = parse_number(&lookup, "PLAYLIST_CACHE_MS", 1_000u64)?;
+        if playlist_cache_ms > MAX_PLAYLIST_CACHE_MS {
+            return Err(error(
+                "PLAYLIST_CACHE_MS",
+                format!("must be at most {MAX_PLAYLIST_CACHE_MS} (0 turns the cache off), got {playlist_cache_ms}"),
+            ));
+        }
         Ok(Config {
             upstream,
             trackers,
@@ -181,6 +196,8 @@ impl Config {
             forwarded_request_headers,
             hash_engine,
             bench_endpoints,
+            playlist_cache_ms,
+            segment_cache,
         })
     }
 
@@ -342,6 +359,19 @@ fn parse_header_names(value: Option<String>) -> Result<Vec<String>, ConfigError>
     Ok(names)
 }
 
+fn parse_flag(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match lookup(variable).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") => Ok(default),
+        Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(error(variable, format!("{other:?} is not true or false"))),
+    }
+}
+
 fn parse_timeout(
     lookup: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -461,6 +491,9 @@ mod tests {
         assert_eq!(with("HASH_ENGINE", "md5").unwrap_err().variable, "HASH_ENGINE");
         assert!(with("BENCH_ENDPOINTS", "true").unwrap().bench_endpoints);
         assert_eq!(with("BENCH_ENDPOINTS", "yes").unwrap_err().variable, "BENCH_ENDPOINTS");
+        assert!(c.segment_cache);
+        assert!(!with("SEGMENT_CACHE", "false").unwrap().segment_cache);
+        assert_eq!(with("SEGMENT_CACHE", "off").unwrap_err().variable, "SEGMENT_CACHE");
         let c = with("FORWARD_REQUEST_HEADERS", " Authorization, cookie ").unwrap();
         assert_eq!(c.forwarded_request_headers, ["authorization", "cookie"]);
         let c = with("ALLOWED_SEGMENT_ORIGINS", "https://m2.example, http://127.0.0.1:9000").unwrap();
@@ -469,6 +502,17 @@ mod tests {
         assert!(!c.may_fetch_segment(&Url::parse("http://127.0.0.1:9001/s.ts").unwrap()));
         assert!(!c.may_fetch_segment(&Url::parse("https://u:p@m2.example/s.ts").unwrap()));
         assert!(!c.may_fetch_segment(&Url::parse("http://m2.example/s.ts").unwrap()));
+    }
+
+    #[test]
+    fn the_playlist_cache_ttl_is_bounded_and_zero_turns_it_off() {
+        let with = |value: &'static str| config(&[("UPSTREAM", "http://a.example"), ("TRACKERS", ""), ("PLAYLIST_CACHE_MS", value)]);
+        assert_eq!(valid().playlist_cache_ms, 1_000);
+        assert_eq!(with("0").unwrap().playlist_cache_ms, 0);
+        assert_eq!(with("30000").unwrap().playlist_cache_ms, 30_000);
+        for bad in ["30001", "-1", "1.5", "soon"] {
+            assert_eq!(with(bad).unwrap_err().variable, "PLAYLIST_CACHE_MS", "{bad}");
+        }
     }
 
     #[test]

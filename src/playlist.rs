@@ -98,6 +98,8 @@ pub struct MediaPlaylist {
     pub segments: Vec<SegmentLine>,
     /// Segments in the playlist, including any left out above.
     pub total_segments: usize,
+    /// `#EXT-X-TARGETDURATION`, in seconds.
+    pub target_duration_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +167,12 @@ pub fn parse(text: &str, playlist_url: &Url) -> Result<ParsedPlaylist, PlaylistE
         segments.push(SegmentLine { line, url, range });
     }
     let is_live = !media.end_list && media.playlist_type != Some(MediaPlaylistType::Vod);
-    Ok(ParsedPlaylist::Media(MediaPlaylist { is_live, segments, total_segments: uri_lines.len() }))
+    Ok(ParsedPlaylist::Media(MediaPlaylist {
+        is_live,
+        segments,
+        total_segments: uri_lines.len(),
+        target_duration_seconds: media.target_duration,
+    }))
 }
 
 /// Tags that describe the media segment on the next URI line.
@@ -299,6 +306,7 @@ mod tests {
     fn finds_each_segment_with_its_line_and_absolute_url() {
         let m = media(LIVE);
         assert!(m.is_live);
+        assert_eq!(m.target_duration_seconds, 2);
         let found: Vec<(usize, &str)> = m.segments.iter().map(|s| (s.line, s.url.as_str())).collect();
         assert_eq!(
             found,

@@ -54,7 +54,11 @@ async function configWithoutKv () {
 
 before(async () => {
   origin = await startOrigin({ live: false })
-  const vars = { UPSTREAM: origin.url, TRACKERS, UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS) }
+  // SEGMENT_CACHE off: a segment that changes under its URL would otherwise
+  // be served from the location's copy until upstream's max-age (1 h here)
+  // expires it, as a CDN would; these tests need the change to reach the
+  // worker at once (tests/playlist-cache.test.mjs covers the cache).
+  const vars = { UPSTREAM: origin.url, TRACKERS, UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS), SEGMENT_CACHE: 'false' }
   worker = await startWorker({ vars })
   workerWithoutKv = await startWorker({ vars, config: await configWithoutKv() })
   workerUnreachable = await startWorker({ vars: { ...vars, UPSTREAM: `http://127.0.0.1:${await freePort()}` } })

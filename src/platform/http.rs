@@ -2,6 +2,7 @@
 
 use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
+use super::meter::Meter;
 use super::timing::within;
 use super::Site;
 use crate::config::{Config, HOP_BY_HOP_HEADERS};
@@ -68,6 +69,7 @@ pub async fn fetch_upstream(
     viewer: Option<&Headers>,
     extra: &[(&str, String)],
     config: &Config,
+    meter: &Meter,
 ) -> Result<Response, AppError> {
     let headers = Headers::new();
     if let Some(viewer) = viewer {
@@ -94,6 +96,7 @@ pub async fn fetch_upstream(
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(request);
+        meter.count(|ops| ops.upstream_fetches += 1);
         match within(limit_ms, fetch.send_with_signal(&signal)).await {
             Some(Ok(response)) => return Ok(response),
             Some(Err(e)) => failure = Some(AppError::BadGateway(format!("fetching {}: {e}", url.path()))),

@@ -4,9 +4,12 @@
 
 mod bench_route;
 mod http;
+mod meter;
+mod playlist_cache;
 mod playlist_route;
 mod proxy;
 mod records;
+mod segment_cache;
 mod segment_hashing;
 mod timing;
 mod torrent_route;
@@ -17,6 +20,9 @@ use worker::{event, Context, Env, Method, Request, Response};
 use crate::config::Config;
 use crate::error::AppError;
 use crate::links::{RESERVED_PREFIX, TORRENT_PREFIX};
+use crate::ops::RouteKind;
+use crate::segment::{looks_like_media_segment, looks_like_playlist};
+use meter::Meter;
 
 /// Everything a route needs about the current request's environment.
 pub(crate) struct Site {
@@ -24,29 +30,36 @@ pub(crate) struct Site {
     pub store: records::SegmentStore,
     /// Scheme, host and port the viewer used to reach the worker.
     pub worker_origin: String,
+    /// What this request spends (upstream fetches, KV, Cache API).
+    pub meter: Meter,
 }
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let response = match route(req, &env, &ctx).await {
+    let meter = Meter::start();
+    let mut response = match route(req, &env, &ctx, &meter).await {
         Ok(response) => response,
         Err(error) => error_response(&error),
     };
+    meter.label(&mut response);
     Ok(response)
 }
 
-async fn route(req: Request, env: &Env, ctx: &Context) -> Result<Response, AppError> {
+async fn route(req: Request, env: &Env, ctx: &Context, meter: &Meter) -> Result<Response, AppError> {
+    let url = req.url().map_err(|e| AppError::BadRequest(e.to_string()))?;
+    meter.invocation(route_kind(url.path()));
     match req.method() {
         Method::Options => return http::preflight(),
         Method::Get | Method::Head => {}
         _ => return Err(AppError::MethodNotAllowed),
     }
     let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))?;
-    let url = req.url().map_err(|e| AppError::BadRequest(e.to_string()))?;
+    meter.expose(config.bench_endpoints);
     let site = Site {
-        store: records::SegmentStore::from_env(env, &config),
+        store: records::SegmentStore::from_env(env, &config, meter),
         config,
         worker_origin: url.origin().ascii_serialization(),
+        meter: meter.clone(),
     };
     let path = url.path();
     if path.starts_with(TORRENT_PREFIX) {
@@ -55,6 +68,9 @@ async fn route(req: Request, env: &Env, ctx: &Context) -> Result<Response, AppEr
     if path == "/_lt/bench/hash" {
         return bench_route::serve(&site, &url).await;
     }
+    if path == "/_lt/bench/ops" {
+        return meter::serve(&site, &url);
+    }
     if path == "/_lt/health" {
         return http::health(&site);
     }
@@ -62,6 +78,21 @@ async fn route(req: Request, env: &Env, ctx: &Context) -> Result<Response, AppEr
         return Err(AppError::NotFound(path.to_string()));
     }
     proxy::forward(req, &url, site, ctx).await
+}
+
+/// The kind of request a path names, for counting.
+fn route_kind(path: &str) -> RouteKind {
+    if path.starts_with(TORRENT_PREFIX) {
+        RouteKind::Torrent
+    } else if path.starts_with(RESERVED_PREFIX) {
+        RouteKind::Other
+    } else if looks_like_playlist(path) {
+        RouteKind::Playlist
+    } else if looks_like_media_segment(path) {
+        RouteKind::Segment
+    } else {
+        RouteKind::Other
+    }
 }
 
 fn error_response(error: &AppError) -> Response {

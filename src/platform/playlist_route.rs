@@ -8,6 +8,7 @@ use url::Url;
 use worker::{Context, Headers, Response, ResponseBuilder};
 
 use super::http::{internal, response_headers, STATUS_HEADER};
+use super::playlist_cache::Claim;
 use super::segment_hashing::hash_segments;
 use super::timing::within;
 use super::Site;
@@ -15,6 +16,7 @@ use crate::annotate::{annotate_media, fetchable_segments, plan_hashing, route_ma
 use crate::error::AppError;
 use crate::links::Links;
 use crate::playlist::{parse, ParsedPlaylist, MediaPlaylist, MAX_PLAYLIST_BYTES};
+use crate::playlist_cache::PlaylistFacts;
 use crate::segment::SegmentId;
 use crate::torrent::InfoDict;
 
@@ -30,7 +32,15 @@ const REWRITTEN_BODY_DROPS: &[&str] =
 /// magnet in this response rather than holding it up.
 const WAIT_FOR_OTHERS_MS: u64 = 2_000;
 
-pub async fn serve(mut upstream: Response, playlist_url: Url, site: Site, ctx: &Context) -> Result<Response, AppError> {
+/// Answers with the annotated playlist; with a `claim`, also shares it with
+/// the requests waiting for it and the micro-cache.
+pub async fn serve(
+    mut upstream: Response,
+    playlist_url: Url,
+    site: Site,
+    ctx: &Context,
+    claim: Option<Claim>,
+) -> Result<Response, AppError> {
     let upstream_headers = upstream.headers().clone();
     let declared = upstream_headers
         .get("content-length")
@@ -48,43 +58,54 @@ pub async fn serve(mut upstream: Response, playlist_url: Url, site: Site, ctx: &
         .await
         .ok_or_else(|| AppError::GatewayTimeout(format!("playlist body not complete within {timeout_ms} ms")))?
         .map_err(|e| AppError::BadGateway(format!("reading playlist: {e}")))?;
+    let answer = Answer { upstream: &upstream_headers, site: &site, ctx, claim };
     if bytes.len() > MAX_PLAYLIST_BYTES {
-        return unchanged(bytes, &upstream_headers, &site, &format!("larger than {MAX_PLAYLIST_BYTES} bytes"));
+        return answer.unchanged(bytes, &format!("larger than {MAX_PLAYLIST_BYTES} bytes"));
     }
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
-        Err(e) => return unchanged(e.into_bytes(), &upstream_headers, &site, "not UTF-8"),
+        Err(e) => return answer.unchanged(e.into_bytes(), "not UTF-8"),
     };
     let parsed = match parse(&text, &playlist_url) {
         Ok(parsed) => parsed,
-        Err(e) => return unchanged(text.into_bytes(), &upstream_headers, &site, &e.to_string()),
+        Err(e) => return answer.unchanged(text.into_bytes(), &e.to_string()),
     };
     let links = Links { config: &site.config, worker_origin: &site.worker_origin };
-    let (body, status) = match parsed {
-        ParsedPlaylist::Master => (route_master(&text, &playlist_url, &links), "master".to_string()),
+    let (body, status, target, complete) = match parsed {
+        ParsedPlaylist::Master => (route_master(&text, &playlist_url, &links), "master".to_string(), None, true),
         ParsedPlaylist::Media(playlist) => {
-            let (records, kv_problem) = records_for(&playlist, &site, ctx).await;
-            let annotated = annotate_media(&text, &playlist_url, &playlist, &records, &links);
+            let found = records_for(&playlist, &site, ctx).await;
+            let annotated = annotate_media(&text, &playlist_url, &playlist, &found.records, &links);
             let mut status = format!("annotated {}/{}", annotated.annotated, annotated.total);
-            if let Some(problem) = kv_problem {
-                status.push_str(&format!("; kv=\"{}\"", header_safe(&problem)));
+            if let Some(problem) = &found.kv_problem {
+                status.push_str(&format!("; kv=\"{}\"", header_safe(problem)));
             }
-            (annotated.text, status)
+            let complete = found.unresolved == 0 && found.kv_problem.is_none();
+            (annotated.text, status, Some(playlist.target_duration_seconds), complete)
         }
     };
-    respond(body.into_bytes(), &upstream_headers, &site, &status)
+    answer.respond(body.into_bytes(), &status, target, complete)
+}
+
+/// What a media playlist's segments are known as, and what is missing.
+struct Found {
+    /// Info dictionaries by KV key.
+    records: HashMap<String, InfoDict>,
+    kv_problem: Option<String>,
+    /// Fetchable segments without a record in this answer.
+    unresolved: usize,
 }
 
 /// Info dictionaries (by KV key) for the segments of `playlist`: what memory
 /// and KV know, plus the few hashed before answering. The rest of the budget
 /// is hashed after the response (`wait_until`). A segment another request of
 /// this isolate is hashing is waited for, not fetched again.
-async fn records_for(playlist: &MediaPlaylist, site: &Site, ctx: &Context) -> (HashMap<String, InfoDict>, Option<String>) {
+async fn records_for(playlist: &MediaPlaylist, site: &Site, ctx: &Context) -> Found {
     let (config, store) = (&site.config, &site.store);
     let ids = fetchable_segments(playlist, config);
     let lookup = store.get_many(&ids).await;
     let mut records = lookup.records;
-    let missing: Vec<SegmentId> = ids.into_iter().filter(|id| !records.contains_key(&id.kv_key())).collect();
+    let missing: Vec<SegmentId> = ids.iter().filter(|id| !records.contains_key(&id.kv_key())).cloned().collect();
     let plan = plan_hashing(missing, playlist.is_live, config);
     let (inline, elsewhere): (Vec<SegmentId>, Vec<SegmentId>) =
         plan.inline.into_iter().partition(|id| store.begin_hashing(id));
@@ -103,20 +124,44 @@ async fn records_for(playlist: &MediaPlaylist, site: &Site, ctx: &Context) -> (H
             store.persist(&hash_segments(background, &config, &store).await).await;
         });
     }
-    let infos = records.into_iter().map(|(key, record)| (key, record.info)).collect();
-    (infos, lookup.kv_problem)
+    let unresolved = ids.iter().filter(|id| !records.contains_key(&id.kv_key())).count();
+    let records = records.into_iter().map(|(key, record)| (key, record.info)).collect();
+    Found { records, kv_problem: lookup.kv_problem, unresolved }
 }
 
 fn header_safe(text: &str) -> String {
     text.chars().filter(|c| !c.is_control() && *c != '"').take(200).collect()
 }
 
-fn unchanged(bytes: Vec<u8>, upstream: &Headers, site: &Site, reason: &str) -> Result<Response, AppError> {
-    respond(bytes, upstream, site, &format!("not-annotated; reason=\"{}\"", header_safe(reason)))
+/// Everything the response needs besides its body.
+struct Answer<'a> {
+    upstream: &'a Headers,
+    site: &'a Site,
+    ctx: &'a Context,
+    claim: Option<Claim>,
 }
 
-fn respond(body: Vec<u8>, upstream: &Headers, site: &Site, status: &str) -> Result<Response, AppError> {
-    let headers = response_headers(upstream, REWRITTEN_BODY_DROPS, &site.config);
-    headers.set(STATUS_HEADER, status).map_err(internal)?;
-    Ok(ResponseBuilder::new().with_status(200).with_headers(headers).fixed(body))
+impl Answer<'_> {
+    /// Upstream's bytes as they came (a CDN would cache them the same way).
+    fn unchanged(self, bytes: Vec<u8>, reason: &str) -> Result<Response, AppError> {
+        let status = format!("not-annotated; reason=\"{}\"", header_safe(reason));
+        self.respond(bytes, &status, None, true)
+    }
+
+    fn respond(self, body: Vec<u8>, status: &str, target: Option<u64>, complete: bool) -> Result<Response, AppError> {
+        let headers = response_headers(self.upstream, REWRITTEN_BODY_DROPS, &self.site.config);
+        headers.set(STATUS_HEADER, status).map_err(internal)?;
+        if let Some(claim) = self.claim {
+            let cache_control = self.upstream.get("cache-control").ok().flatten();
+            let vary = self.upstream.get("vary").ok().flatten();
+            let facts = PlaylistFacts {
+                cache_control: cache_control.as_deref(),
+                vary: vary.as_deref(),
+                target_duration_seconds: target,
+                complete,
+            };
+            claim.fulfil(&body, &headers, &facts, self.site, self.ctx);
+        }
+        Ok(ResponseBuilder::new().with_status(200).with_headers(headers).fixed(body))
+    }
 }

@@ -10,6 +10,8 @@ use url::Url;
 use worker::{Context, Method, Request, Response, ResponseBuilder};
 
 use super::http::{fetch_upstream, internal, response_headers, STATUS_HEADER};
+use super::playlist_cache::{self, Lookup};
+use super::segment_cache;
 use super::segment_hashing::{fetch_and_hash, hash_body, validators};
 use super::{playlist_route, Site};
 use crate::error::AppError;
@@ -30,6 +32,16 @@ pub async fn forward(req: Request, url: &Url, site: Site, ctx: &Context) -> Resu
     let is_get = method == Method::Get;
     let has_range = viewer.has("range").unwrap_or(false);
 
+    // A playlist made moments ago, here or elsewhere in the location, is
+    // the answer; otherwise this request may make it for the others.
+    let mut claim = None;
+    if is_get && !has_range && looks_like_playlist(url.path()) {
+        match playlist_cache::lookup(&upstream_url, &site).await {
+            Lookup::Hit(response) => return Ok(response),
+            Lookup::Fetch(made_here) => claim = made_here,
+        }
+    }
+
     // The segment's record is read alongside the upstream fetch.
     let segment = (is_get && looks_like_media_segment(url.path()))
         .then(|| site.config.segment_id(upstream_url.clone(), None));
@@ -39,15 +51,32 @@ pub async fn forward(req: Request, url: &Url, site: Site, ctx: &Context) -> Resu
             None => None,
         }
     };
-    let fetch = fetch_upstream(&upstream_url, method.clone(), Some(viewer), &[], &site.config);
+    // A segment the location's cache holds (its hashing fetch put it there)
+    // is answered from there, a Range from the whole copy.
+    let fetch = async {
+        if segment.is_some() {
+            if let Some(copy) = segment_cache::lookup(&upstream_url, viewer, &site.config, &site.meter).await {
+                return Ok((copy, true));
+            }
+        }
+        fetch_upstream(&upstream_url, method.clone(), Some(viewer), &[], &site.config, &site.meter)
+            .await
+            .map(|response| (response, false))
+    };
     let (upstream, record) = futures_util::join!(fetch, record);
-    let mut upstream = upstream?;
+    let (mut upstream, from_cache) = upstream?;
+    if segment.is_some() && !from_cache && !has_range {
+        if let Some(copy) = segment_cache::copy_to_keep(&mut upstream, &site.config) {
+            let (url, meter) = (upstream_url.clone(), site.meter.clone());
+            ctx.wait_until(async move { segment_cache::keep(&url, copy, &meter).await });
+        }
+    }
     let status = upstream.status_code();
     let content_type = upstream.headers().get("content-type").ok().flatten().unwrap_or_default();
     let is_playlist = looks_like_playlist(url.path()) || is_playlist_content_type(&content_type);
 
     if is_playlist && is_get && status == 200 && !has_range {
-        return playlist_route::serve(upstream, upstream_url, site, ctx).await;
+        return playlist_route::serve(upstream, upstream_url, site, ctx, claim).await;
     }
 
     let mut note = None;
@@ -94,7 +123,7 @@ fn check_segment(
     ctx.wait_until(async move {
         let result = match copy.as_mut() {
             Some(copy) => hash_body(copy, &id, &config).await,
-            None => fetch_and_hash(&id, &config).await,
+            None => fetch_and_hash(&id, &config, &store.meter).await,
         };
         match result {
             Ok(record) => {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use worker::{Env, KvStore};
 
+use super::meter::Meter;
 use super::timing::{now_ms, within};
 use crate::config::Config;
 use crate::recent::RecentRecords;
@@ -52,14 +53,22 @@ pub struct SegmentStore {
     kv: Result<KvStore, String>,
     ttl_seconds: u64,
     kv_timeout_ms: u64,
+    /// The request's meter: KV operations and the upstream fetches of
+    /// hashing done on its behalf count there.
+    pub meter: Meter,
 }
 
 impl SegmentStore {
-    pub fn from_env(env: &Env, config: &Config) -> Self {
+    pub fn from_env(env: &Env, config: &Config, meter: &Meter) -> Self {
         let kv = env
             .kv(KV_BINDING)
             .map_err(|e| format!("binding {KV_BINDING} missing from wrangler.toml ({e})"));
-        SegmentStore { kv, ttl_seconds: config.record_ttl_seconds, kv_timeout_ms: config.kv_timeout_ms }
+        SegmentStore {
+            kv,
+            ttl_seconds: config.record_ttl_seconds,
+            kv_timeout_ms: config.kv_timeout_ms,
+            meter: meter.clone(),
+        }
     }
 
     /// Records for `ids`, from memory where possible and in bulk from KV for
@@ -79,6 +88,10 @@ impl SegmentStore {
                 }
             }
         });
+        let remembered = lookup.records.len() as u64;
+        if remembered > 0 {
+            self.meter.count(|ops| ops.memory_hits += remembered);
+        }
         if unknown.is_empty() {
             return lookup;
         }
@@ -90,6 +103,11 @@ impl SegmentStore {
             }
         };
         for chunk in unknown.chunks(BULK_GET_MAX) {
+            let keys = chunk.len() as u64;
+            self.meter.count(|ops| {
+                ops.kv_reads += 1;
+                ops.kv_read_keys += keys;
+            });
             let read = within(self.kv_timeout_ms, kv.get_bulk(chunk).json::<SegmentRecord>()).await;
             match read {
                 Some(Ok(found)) => {
@@ -128,6 +146,7 @@ impl SegmentStore {
     pub async fn persist(&self, hashed: &[(SegmentId, SegmentRecord)]) {
         let Ok(kv) = &self.kv else { return };
         futures_util::future::join_all(hashed.iter().map(|(id, record)| async move {
+            self.meter.count(|ops| ops.kv_writes += 1);
             let result = match serde_json::to_string(record) {
                 Ok(json) => match kv.put(&id.kv_key(), json) {
                     Ok(put) => put.expiration_ttl(self.ttl_seconds).execute().await.map_err(|e| e.to_string()),

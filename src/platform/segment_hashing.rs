@@ -5,6 +5,8 @@ use futures_util::{stream, StreamExt};
 use worker::{Method, Response};
 
 use super::http::fetch_upstream;
+use super::meter::Meter;
+use super::segment_cache::{copy_to_keep, keep};
 use super::records::SegmentStore;
 use super::web_crypto::{finish_sha1, Subtle};
 use crate::config::{Config, HashEngine};
@@ -102,15 +104,24 @@ pub async fn hash_body(response: &mut Response, id: &SegmentId, config: &Config)
 }
 
 /// Fetches one segment (its byte range only, if it has one) and hashes it.
-pub async fn fetch_and_hash(id: &SegmentId, config: &Config) -> Result<SegmentRecord, AppError> {
+pub async fn fetch_and_hash(id: &SegmentId, config: &Config, meter: &Meter) -> Result<SegmentRecord, AppError> {
     let range_header: Vec<(&str, String)> =
         id.range.iter().map(|r| ("range", format!("bytes={}-{}", r.offset, r.last()))).collect();
-    let mut response = fetch_upstream(&id.url, Method::Get, None, &range_header, config).await?;
+    let mut response = fetch_upstream(&id.url, Method::Get, None, &range_header, config, meter).await?;
     let expected = if id.range.is_some() { 206 } else { 200 };
     if response.status_code() != expected {
         return Err(AppError::BadGateway(format!("segment answered {}", response.status_code())));
     }
-    hash_body(&mut response, id, config).await
+    // The location's first fetch of a new segment fills its cache for the
+    // HTTP fallback of every viewer there.
+    let copy = if id.range.is_none() { copy_to_keep(&mut response, config) } else { None };
+    let keeping = async {
+        if let Some(copy) = copy {
+            keep(&id.url, copy, meter).await;
+        }
+    };
+    let (record, ()) = futures_util::join!(hash_body(&mut response, id, config), keeping);
+    record
 }
 
 /// Hashes `ids` (already claimed with [`SegmentStore::begin_hashing`]) with
@@ -121,7 +132,7 @@ pub async fn fetch_and_hash(id: &SegmentId, config: &Config) -> Result<SegmentRe
 pub async fn hash_segments(ids: Vec<SegmentId>, config: &Config, store: &SegmentStore) -> Vec<(SegmentId, SegmentRecord)> {
     stream::iter(ids)
         .map(|id| async move {
-            match fetch_and_hash(&id, config).await {
+            match fetch_and_hash(&id, config, &store.meter).await {
                 Ok(record) => {
                     let done = (id, record);
                     store.remember(std::slice::from_ref(&done));

@@ -201,7 +201,8 @@ function createOutputLog({ maxLines, onLine }) {
  * @param {number}  [options.buildTimeoutMs=900000]  budget for the build itself
  * @param {string}  [options.cwd=REPO_ROOT] project directory wrangler runs in
  * @param {string}  [options.config]      a wrangler configuration file other than wrangler.toml
- * @returns {Promise<{url: string, port: number, stop: () => Promise<void>, output: () => string}>}
+ * @returns {Promise<{url: string, port: number, pid: number, stop: () => Promise<void>, output: () => string}>}
+ *   `pid` is wrangler's, which leads the process group of everything it started (workerd).
  */
 export async function startWorker({
   vars = {},
@@ -334,5 +335,5 @@ export async function startWorker({
     await sleep(HEALTH_POLL_INTERVAL_MS);
   }
 
-  return { url, port: httpPort, stop, output: () => output.text() };
+  return { url, port: httpPort, pid: wrangler.pid, stop, output: () => output.text() };
 }
