@@ -6,7 +6,14 @@
 // busy machine, still brings P2P in for the rest of the session.
 const CONTROL_TIMEOUT_MS = 30000
 
-/** Registers the service worker and waits until it controls this page. */
+const PLAYLIST_PATH = /\.m3u8?$/i
+
+/**
+ * Registers the service worker and waits until it controls this page. When
+ * it takes control only now (a first visit), the playlists the page loaded
+ * before are fetched again, through it: it reads the magnets of playlists it
+ * sees, and a player loads a VOD playlist only once.
+ */
 export async function registerServiceWorker (url, scope) {
   if (!navigator.serviceWorker) throw new Error('this browser has no service workers')
   await navigator.serviceWorker.register(url, { scope })
@@ -15,6 +22,20 @@ export async function registerServiceWorker (url, scope) {
     const timer = setTimeout(() => reject(new Error('the service worker did not take control in time')), CONTROL_TIMEOUT_MS)
     navigator.serviceWorker.addEventListener('controllerchange', () => { clearTimeout(timer); resolve() }, { once: true })
   })
+  for (const playlistUrl of playlistsLoadedSoFar()) {
+    fetch(playlistUrl, { credentials: 'same-origin' }).then(response => response.arrayBuffer()).catch(() => {})
+  }
+}
+
+/** Playlist URLs this page has loaded (resource timing), each once. */
+function playlistsLoadedSoFar () {
+  const urls = new Set()
+  for (const entry of performance.getEntriesByType('resource')) {
+    try {
+      if (PLAYLIST_PATH.test(new URL(entry.name).pathname)) urls.add(entry.name)
+    } catch {}
+  }
+  return urls
 }
 
 /**
