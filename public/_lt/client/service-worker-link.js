@@ -7,35 +7,52 @@
 const CONTROL_TIMEOUT_MS = 30000
 
 const PLAYLIST_PATH = /\.m3u8?$/i
+/** How long after taking control a playlist request made before it may still finish. */
+const EARLY_PLAYLIST_WATCH_MS = 30000
 
 /**
  * Registers the service worker and waits until it controls this page. When
- * it takes control only now (a first visit), the playlists the page loaded
- * before are fetched again, through it: it reads the magnets of playlists it
- * sees, and a player loads a VOD playlist only once.
+ * the page was not controlled when it loaded (a first visit), the playlists
+ * it requested before the service worker took control are fetched again,
+ * through it: the service worker reads the magnets of the playlists it sees,
+ * and a player loads a VOD playlist only once.
  */
 export async function registerServiceWorker (url, scope) {
   if (!navigator.serviceWorker) throw new Error('this browser has no service workers')
+  const controlledAtLoad = Boolean(navigator.serviceWorker.controller)
   await navigator.serviceWorker.register(url, { scope })
-  if (navigator.serviceWorker.controller) return
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the service worker did not take control in time')), CONTROL_TIMEOUT_MS)
-    navigator.serviceWorker.addEventListener('controllerchange', () => { clearTimeout(timer); resolve() }, { once: true })
-  })
-  for (const playlistUrl of playlistsLoadedSoFar()) {
-    fetch(playlistUrl, { credentials: 'same-origin' }).then(response => response.arrayBuffer()).catch(() => {})
+  if (!navigator.serviceWorker.controller) {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the service worker did not take control in time')), CONTROL_TIMEOUT_MS)
+      navigator.serviceWorker.addEventListener('controllerchange', () => { clearTimeout(timer); resolve() }, { once: true })
+    })
   }
+  if (!controlledAtLoad) replayEarlyPlaylists(performance.now())
 }
 
-/** Playlist URLs this page has loaded (resource timing), each once. */
-function playlistsLoadedSoFar () {
-  const urls = new Set()
-  for (const entry of performance.getEntriesByType('resource')) {
+/**
+ * Fetches again every playlist the page requested before `controlledAt`
+ * (resource timing), each once: those that finished already, and, for a
+ * while, those still on their way.
+ */
+function replayEarlyPlaylists (controlledAt) {
+  const replayed = new Set()
+  const replay = entry => {
+    let path
     try {
-      if (PLAYLIST_PATH.test(new URL(entry.name).pathname)) urls.add(entry.name)
-    } catch {}
+      path = new URL(entry.name).pathname
+    } catch {
+      return
+    }
+    if (entry.startTime >= controlledAt || !PLAYLIST_PATH.test(path) || replayed.has(entry.name)) return
+    replayed.add(entry.name)
+    fetch(entry.name, { credentials: 'same-origin' }).then(response => response.arrayBuffer()).catch(() => {})
   }
-  return urls
+  performance.getEntriesByType('resource').forEach(replay)
+  if (typeof PerformanceObserver === 'undefined') return
+  const observer = new PerformanceObserver(list => list.getEntries().forEach(replay))
+  observer.observe({ type: 'resource' })
+  setTimeout(() => observer.disconnect(), EARLY_PLAYLIST_WATCH_MS)
 }
 
 /**
