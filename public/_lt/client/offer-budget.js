@@ -11,10 +11,11 @@ export const MAX_OFFERS_PER_ANNOUNCE = 5
 /**
  * Offers worth making when announcing a new segment: one per viewer of the
  * stream we are connected to, plus one for a viewer we do not know yet, at
- * most `max` (the `maxOffersPerAnnounce` setting) and MAX_OFFERS_PER_ANNOUNCE. Fixed at 5, a viewer with one peer made six
- * peer connections per segment and used one (`make bench`, "Where the P2P
- * time and signalling go"). Viewers we don't know still reach us: their own
- * announces carry offers that the tracker hands to us.
+ * most `max` (the `maxOffersPerAnnounce` setting) and at most
+ * MAX_OFFERS_PER_ANNOUNCE. With always 5, a viewer with one peer made six peer
+ * connections per segment and used one (bench/p2p-share.mjs, second table).
+ * Viewers we don't know still reach us: their own announces carry offers
+ * that the tracker hands to us.
  */
 export function offersPerAnnounce (connectedPeers, max = MAX_OFFERS_PER_ANNOUNCE) {
   return Math.max(1, Math.min(max, MAX_OFFERS_PER_ANNOUNCE, connectedPeers + 1))
