@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use worker::js_sys::{self, Object, Reflect};
-use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{
     durable_object, DurableObject, Env, ListOptions, Method, Request, Response, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
@@ -163,6 +163,23 @@ impl StreamTracker {
         }
     }
 
+    /// Resets the object as a crash or a deploy would (`ctx.abort()`): the
+    /// runtime drops its memory and closes its sockets; storage stays. Only
+    /// reachable with `BENCH_ENDPOINTS=true`, for the restart tests.
+    fn restart(&self) -> worker::Result<Response> {
+        let state: &JsValue = self.state.as_raw().as_ref();
+        let abort = Reflect::get(state, &JsValue::from_str("abort"))?;
+        let abort: &js_sys::Function = abort.dyn_ref().ok_or("ctx.abort is not available")?;
+        // Called from the event loop, not from inside this wasm call: the
+        // error abort() throws must not unwind through Rust frames.
+        let reason = JsValue::from_str("restart requested by /_lt/tracker/<stream>/restart");
+        let later = abort.bind1(state, &reason);
+        let set_timeout = Reflect::get(&js_sys::global(), &JsValue::from_str("setTimeout"))?;
+        let set_timeout: &js_sys::Function = set_timeout.dyn_ref().ok_or("setTimeout is not available")?;
+        set_timeout.call2(&JsValue::UNDEFINED, &later, &JsValue::from_f64(0.0))?;
+        Response::ok("restarting\n")
+    }
+
     fn socket_of(ws: &WebSocket) -> Option<SocketId> {
         ws.deserialize_attachment::<SocketRecord>().ok().flatten().map(|r| r.socket)
     }
@@ -200,6 +217,9 @@ impl DurableObject for StreamTracker {
         }
         if path == "/register" && req.method() == Method::Post {
             return self.register(req).await;
+        }
+        if path == "/restart" && req.method() == Method::Post {
+            return self.restart();
         }
         if path.ends_with("/stats") {
             self.wake().await?;
