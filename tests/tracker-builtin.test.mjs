@@ -269,8 +269,9 @@ describe('issued info-hashes', () => {
       if (fresh.length) {
         const [trackerUrl] = magnetsOf(p.text)[0].trackers
         const peer = await raw(trackerUrl, `fill-in ${responses}`)
+        const peerId = randomBinaryId()
         for (const hash of fresh) {
-          const reply = await peer.announce({ info_hash: binaryId(hash), peer_id: randomBinaryId(), event: 'started', numwant: 0, offers: [] })
+          const reply = await peer.announce({ info_hash: binaryId(hash), peer_id: peerId, event: 'started', numwant: 0, offers: [] })
           assert.ok(!isFailure(reply), `${hash} (first in response ${responses}): ${JSON.stringify(reply)}`)
           checked.add(hash)
         }
