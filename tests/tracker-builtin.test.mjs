@@ -351,16 +351,22 @@ describe('registration is not reachable from outside', () => {
 describe('hibernation', () => {
   after(() => closeAll(open))
 
-  test('after the object has been idle long enough to be evicted, an offer still reaches the other peer', async () => {
-    const s = await freshStream('hibernation')
-    const [hash] = s.infoHashes
-    const h = binaryId(hash)
-    const aId = webtorrentStylePeerId()
-    const bId = webtorrentStylePeerId()
+  test('after the object has been idle long enough to be evicted, the swarms are rebuilt from the sockets', async (t) => {
+    const MAX_SWARMS_PER_SOCKET = 32
+    const s = await freshStream('hibernation', MAX_SWARMS_PER_SOCKET + 1)
+    const hashes = s.infoHashes.map(binaryId)
+    const h = hashes[0]
+    const announce = (peer, hash, peerId, extra = {}) =>
+      peer.announce({ info_hash: hash, peer_id: peerId, event: 'started', numwant: 0, offers: [], ...extra })
+    const [aId, bId, cId, dId] = [0, 1, 2, 3].map(() => webtorrentStylePeerId())
     const a = await raw(s.trackerUrl, 'A')
     const b = await raw(s.trackerUrl, 'B')
-    assert.equal((await b.announce({ info_hash: h, peer_id: bId, event: 'started', numwant: 0, offers: [] })).incomplete, 1)
-    assert.equal((await a.announce({ info_hash: h, peer_id: aId, event: 'started', numwant: 0, offers: [] })).incomplete, 2)
+    assert.equal((await announce(b, h, bId)).incomplete, 1)
+    assert.equal((await announce(a, h, aId)).incomplete, 2)
+    // C is in as many swarms as a socket may be: its attachment is the largest one.
+    const c = await raw(s.trackerUrl, 'C (32 swarms)')
+    for (const hash of hashes.slice(1)) assert.equal((await announce(c, hash, cId)).incomplete, 1)
+    const before = await trackerStats(worker, s.stream)
 
     await sleep(HIBERNATION_IDLE_MS) // nothing at all reaches this stream's object meanwhile
 
@@ -373,7 +379,22 @@ describe('hibernation', () => {
     b.send({ action: 'announce', info_hash: h, peer_id: bId, to_peer_id: aId, offer_id: offer.offer_id, answer })
     assert.deepEqual(await a.next(isAnswer, { what: "B's answer after the idle time" }),
       { action: 'announce', answer, offer_id: offer.offer_id, peer_id: bId, info_hash: h })
-    const stats = await trackerStats(worker, s.stream)
-    assert.deepEqual([stats.sockets, stats.swarms, stats.peers], [2, 1, 2], JSON.stringify(stats))
+
+    const after = await trackerStats(worker, s.stream)
+    t.diagnostic(`messages_in before the idle time ${before.messages_in}, after ${after.messages_in} ` +
+      `(${after.messages_in < before.messages_in ? 'the object was rebuilt' : 'the object stayed in memory'})`)
+    assert.deepEqual([after.sockets, after.swarms], [3, MAX_SWARMS_PER_SOCKET + 1], JSON.stringify(after))
+
+    // C's memberships came back in order: a 33rd swarm drops its oldest (hashes[1]) ...
+    assert.equal((await announce(c, h, cId)).incomplete, 3)
+    const files = (await c.scrape([hashes[1], hashes[2]])).files
+    assert.equal(files[hashes[1]]?.incomplete ?? 0, 0, 'the oldest membership was dropped')
+    assert.equal(files[hashes[2]].incomplete, 1)
+    // ... and C still gets offers in its newest swarm from before the idle time.
+    const d = await raw(s.trackerUrl, 'D')
+    const dOffer = { offer: sdpOffer(), offer_id: randomBinaryId() }
+    assert.equal((await announce(d, hashes[MAX_SWARMS_PER_SOCKET], dId, { numwant: 1, offers: [dOffer] })).incomplete, 2)
+    assert.deepEqual(await c.next(isOffer, { what: "D's offer to C" }),
+      { action: 'announce', offer: dOffer.offer, offer_id: dOffer.offer_id, peer_id: dId, info_hash: hashes[MAX_SWARMS_PER_SOCKET] })
   })
 })
