@@ -17,10 +17,13 @@ import {
 const MAX_FRAME_BYTES = 64 * 1024
 const MAX_OFFERS_RELAYED = 10
 const MAX_SWARMS_PER_SOCKET = 32
+const MAX_SCRAPE_HASHES = 64
+const MAX_SCRAPE_ALL = 100
 const BURST_FACTOR = 3
 /** Limits set through the worker's vars for the second group. */
 const SMALL_SWARM = 3
 const SMALL_RATE = 5
+const SHARDS = 2
 /** How long a test waits to be sure that something is NOT delivered / closed. */
 const QUIET_MS = 1_500
 
@@ -237,7 +240,7 @@ describe('default limits', () => {
 
   test('a socket announcing another peer_id than its first: failure `peer_id`, socket stays open', async () => {
     const s = await freshStream('peer-id-change')
-    const [h0, h1] = s.infoHashes.map(binaryId)
+    const hashes = s.infoHashes.map(binaryId)
     const peer = await raw(s.trackerUrl, 'changer')
     const first = randomBinaryId()
     assert.equal((await peer.announce(started(h0, first))).incomplete, 1)
@@ -274,6 +277,34 @@ describe('default limits', () => {
     const reply = await other.announce(started(hashes[0], randomBinaryId(), { numwant: 5, offers: offerFor(5) }))
     assert.equal(reply.incomplete, 1, 'only the newcomer in the oldest swarm')
     assert.equal((await busy.collect(isOffer, QUIET_MS)).length, 0)
+  })
+
+  test('scrape answers at most 64 listed info-hashes, and at most 100 swarms when none is named', async () => {
+    const swarms = MAX_SCRAPE_ALL + 1
+    const s = await freshStream('scrape-limits', swarms)
+    const hashes = s.infoHashes.map(binaryId)
+    // 101 swarms of one peer each, from 4 sockets (each stays under 32 swarms).
+    const perSocket = Math.ceil(swarms / 4)
+    for (let from = 0; from < swarms; from += perSocket) {
+      const peer = await raw(s.trackerUrl, `member of swarms ${from}..`)
+      const id = randomBinaryId()
+      for (const h of hashes.slice(from, from + perSocket)) assert.equal((await peer.announce(started(h, id))).incomplete, 1)
+    }
+    const scraper = await raw(s.trackerUrl, 'scraper')
+    const all = await scraper.scrape(undefined)
+    assert.ok(isScrape(all), JSON.stringify(all).slice(0, 300))
+    assert.equal(Object.keys(all.files).length, MAX_SCRAPE_ALL)
+    assert.ok(Object.keys(all.files).every(h => hashes.includes(h)))
+
+    const listed = await scraper.scrape(hashes.slice(0, MAX_SCRAPE_HASHES))
+    assert.ok(isScrape(listed), JSON.stringify(listed).slice(0, 300))
+    assert.deepEqual(Object.keys(listed.files).sort(), hashes.slice(0, MAX_SCRAPE_HASHES).sort())
+    assert.ok(Object.values(listed.files).every(f => f.incomplete === 1))
+
+    const tooMany = await raw(s.trackerUrl, 'scraper of 65')
+    const reply = await tooMany.scrape(hashes.slice(0, MAX_SCRAPE_HASHES + 1))
+    assert.ok(isFailure(reply) || Object.keys(reply.files).length <= MAX_SCRAPE_HASHES,
+      `65 listed: ${Object.keys(reply.files ?? {}).length} answered`)
   })
 
   test('offers and answers stay inside their swarm', async () => {
@@ -313,7 +344,7 @@ describe('default limits', () => {
   })
 })
 
-describe(`TRACKER_MAX_PEERS_PER_SWARM=${SMALL_SWARM}, TRACKER_MESSAGES_PER_SECOND=${SMALL_RATE}`, () => {
+describe(`TRACKER_MAX_PEERS_PER_SWARM=${SMALL_SWARM}, TRACKER_MESSAGES_PER_SECOND=${SMALL_RATE}, TRACKER_SHARDS=${SHARDS}`, () => {
   let worker
 
   before(async () => {
@@ -322,7 +353,9 @@ describe(`TRACKER_MAX_PEERS_PER_SWARM=${SMALL_SWARM}, TRACKER_MESSAGES_PER_SECON
         UPSTREAM: origin.url,
         BENCH_ENDPOINTS: 'true',
         TRACKER_MAX_PEERS_PER_SWARM: String(SMALL_SWARM),
-        TRACKER_MESSAGES_PER_SECOND: String(SMALL_RATE)
+        TRACKER_MESSAGES_PER_SECOND: String(SMALL_RATE),
+        // Sockets of one address share a shard, so the tests above are unaffected.
+        TRACKER_SHARDS: String(SHARDS)
       }
     })
   })
@@ -393,5 +426,39 @@ describe(`TRACKER_MAX_PEERS_PER_SWARM=${SMALL_SWARM}, TRACKER_MESSAGES_PER_SECON
     assert.ok(polite.isOpen, 'the polite socket is open')
     assert.ok(burst.isOpen, 'the burst socket is open')
     assert.equal(burst.received.filter(isFailure).length, 0)
+  })
+
+  test(`TRACKER_SHARDS=${SHARDS}: every shard gets the issued set; one address keeps its shard; addresses spread`, async () => {
+    const addresses = Array.from({ length: 16 }, (_, i) => `198.51.100.${i + 1}`) // TEST-NET-2
+    // One swarm per address (this worker's swarms hold 3), one more for the reconnect.
+    const s = await issuedSwarms(worker, `/synthetic/vod-${addresses.length + 1}.m3u8?case=shards`)
+    for (let shard = 0; shard < SHARDS; shard++) {
+      assert.equal((await trackerStats(worker, s.stream, shard)).issued, s.infoHashes.length, `shard ${shard}`)
+    }
+    const hashes = s.infoHashes.map(binaryId)
+    const socketsPerShard = async () =>
+      Promise.all(Array.from({ length: SHARDS }, (_, shard) => trackerStats(worker, s.stream, shard).then(st => st.sockets)))
+    const connectFrom = async (address, hash) => {
+      const before = await socketsPerShard()
+      const peer = await connectRaw(s.trackerUrl, { label: `viewer at ${address}`, headers: { 'CF-Connecting-IP': address } })
+      open.push(peer)
+      peer.peerId = randomBinaryId()
+      const reply = await peer.announce(started(hash, peer.peerId, { numwant: 1, offers: offerFor(1) }))
+      assert.ok(!isFailure(reply), JSON.stringify(reply))
+      const now = await socketsPerShard()
+      peer.shard = now.findIndex((n, i) => n > before[i])
+      return peer
+    }
+    // Which shard each address gets is the worker's choice.
+    const shards = []
+    for (const [i, address] of addresses.entries()) shards.push((await connectFrom(address, hashes[i])).shard)
+    assert.ok(shards.every(n => n >= 0), `every socket was found on a shard: ${shards}`)
+    assert.ok(new Set(shards).size > 1, `16 addresses all on one shard: ${shards}`)
+
+    // Reconnecting from the same address: the same object, so the same swarm.
+    const first = await connectFrom('203.0.113.7', hashes[addresses.length])
+    const again = await connectFrom('203.0.113.7', hashes[addresses.length])
+    assert.equal(again.shard, first.shard)
+    assert.ok(await first.next(isOffer, { what: 'the offer of the same address\'s second socket' }))
   })
 })

@@ -178,11 +178,14 @@ export class RawPeer {
   }
 }
 
-/** Opens a raw WebSocket peer to `url`; rejects (with the HTTP status if there was one) when the upgrade fails. */
-export function connectRaw (url, { timeoutMs = DEFAULT_WAIT_MS, label = 'peer', maxPayload } = {}) {
+/**
+ * Opens a raw WebSocket peer to `url` (`headers`: extra request headers);
+ * rejects (with the HTTP status if there was one) when the upgrade fails.
+ */
+export function connectRaw (url, { timeoutMs = DEFAULT_WAIT_MS, label = 'peer', maxPayload, headers } = {}) {
   assertLoopbackWs(url)
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { handshakeTimeout: timeoutMs, maxPayload })
+    const socket = new WebSocket(url, { handshakeTimeout: timeoutMs, maxPayload, headers })
     const peer = new RawPeer(socket, label)
     socket.once('open', () => resolve(peer))
     socket.once('unexpected-response', (_request, response) => {
@@ -254,9 +257,10 @@ export async function issuedSwarms (worker, path, { timeoutMs = 30_000 } = {}) {
   }
 }
 
-/** The tracker object's counters for `stream` (shard 0), or throws. */
-export async function trackerStats (worker, stream) {
-  const response = await fetchText(`${worker.url}/_lt/tracker/${stream}/stats`)
+/** The tracker object's counters for `stream` (shard 0 unless `shard` is given), or throws. */
+export async function trackerStats (worker, stream, shard) {
+  const query = shard === undefined ? '' : `?shard=${shard}`
+  const response = await fetchText(`${worker.url}/_lt/tracker/${stream}/stats${query}`)
   if (response.status !== 200) throw new Error(`stats for ${stream}: ${response.status} ${response.text.slice(0, 200)}`)
   return JSON.parse(response.text)
 }
