@@ -102,6 +102,15 @@ describe('default limits', () => {
     assert.match(failure['failure reason'], /^message too large/)
     assert.equal(code, 1009)
     assert.ok(fits.isOpen, 'other sockets are untouched')
+
+    // Bytes, not characters: 33,000 two-byte characters are 66,000 bytes.
+    const wide = await raw(s.trackerUrl, 'over 64 KiB in UTF-8')
+    const wideFrame = JSON.stringify({ action: 'scrape', pad: '\u00e9'.repeat(33_000) })
+    assert.ok(wideFrame.length < MAX_FRAME_BYTES && Buffer.byteLength(wideFrame) > MAX_FRAME_BYTES)
+    wide.sendText(wideFrame)
+    const wideOutcome = await failureThenClose(wide, 'a 66,000-byte frame of 33,000 characters')
+    assert.match(wideOutcome.failure['failure reason'], /^message too large/)
+    assert.equal(wideOutcome.code, 1009)
   })
 
   test('a binary frame: failure `binary frames are not part of the protocol`, close 1003', async () => {
@@ -236,11 +245,16 @@ describe('default limits', () => {
     assert.ok(!isFailure(again), JSON.stringify(again))
     const second = (await Promise.all(receivers.map(r => r.collect(isOffer, QUIET_MS)))).flat()
     assert.equal(second.length, 3)
+
+    // numwant 0: none.
+    const none = await sender.announce({ info_hash: h, peer_id: senderId, numwant: 0, offers: offerFor(5) })
+    assert.ok(!isFailure(none), JSON.stringify(none))
+    assert.equal((await Promise.all(receivers.map(r => r.collect(isOffer, QUIET_MS)))).flat().length, 0)
   })
 
   test('a socket announcing another peer_id than its first: failure `peer_id`, socket stays open', async () => {
     const s = await freshStream('peer-id-change')
-    const hashes = s.infoHashes.map(binaryId)
+    const [h0, h1] = s.infoHashes.map(binaryId)
     const peer = await raw(s.trackerUrl, 'changer')
     const first = randomBinaryId()
     assert.equal((await peer.announce(started(h0, first))).incomplete, 1)
@@ -341,6 +355,7 @@ describe('default limits', () => {
     const offerId = randomBinaryId()
     w.send({ action: 'announce', info_hash: h1, peer_id: wId, to_peer_id: xId, offer_id: offerId, answer: { type: 'answer', sdp: 'v=0\r\n' } })
     assert.deepEqual(await x.next(isAnswer), { action: 'announce', answer: { type: 'answer', sdp: 'v=0\r\n' }, offer_id: offerId, peer_id: wId, info_hash: h1 })
+    assert.deepEqual(await w.collect(() => true, QUIET_MS), [], 'a relayed answer has no reply')
   })
 })
 
@@ -411,6 +426,16 @@ describe(`TRACKER_MAX_PEERS_PER_SWARM=${SMALL_SWARM}, TRACKER_MESSAGES_PER_SECON
       assert.ok(isScrape(m), `burst message ${i + 1}: ${JSON.stringify(m)}`)
     }
 
+    // Twice the rate, sustained: the burst allowance runs out within seconds.
+    const eager = await raw(s.trackerUrl, `eager (${2 * SMALL_RATE} msg/s)`)
+    const eagerRun = (async () => {
+      const deadline = Date.now() + 10_000
+      while (eager.isOpen && Date.now() < deadline) {
+        eager.sendText(scrape)
+        await sleep(1_000 / (2 * SMALL_RATE))
+      }
+    })()
+
     const flood = await raw(s.trackerUrl, 'flood')
     for (let i = 0; i < 100; i++) flood.sendText(scrape)
     const failure = await flood.next(isFailure, { what: 'a rate limit failure' })
@@ -419,6 +444,13 @@ describe(`TRACKER_MAX_PEERS_PER_SWARM=${SMALL_SWARM}, TRACKER_MESSAGES_PER_SECON
     assert.equal(code, 1008)
     const answered = flood.received.filter(isScrape).length
     assert.ok(answered < 100, `${answered} of 100 answered`)
+
+    await eagerRun
+    assert.ok(!eager.isOpen, `${2 * SMALL_RATE} msg/s for 10 s is not closed`)
+    assert.match(eager.received.find(isFailure)?.['failure reason'] ?? '', /^rate limit/)
+    assert.equal(eager.closeInfo.code, 1008)
+    const eagerAnswered = eager.received.filter(isScrape).length
+    assert.ok(eagerAnswered >= BURST_FACTOR * SMALL_RATE, `the burst allowance passed first (${eagerAnswered} answered)`)
 
     await politeRun
     assert.equal(politeReplies.length, 8)

@@ -252,6 +252,29 @@ describe('the npm bittorrent-tracker client against the built-in tracker', () =>
   })
 })
 
+describe('announce fields', () => {
+  after(() => closeAll(open))
+
+  test('`left` 0 is a seeder, anything else or absent a leecher; update, paused and no event keep the peer', async () => {
+    const s = await freshStream('left-and-events')
+    const h = binaryId(s.infoHashes[0])
+    const peer = await raw(s.trackerUrl, 'P')
+    const p = randomBinaryId()
+    const counts = reply => [reply.complete, reply.incomplete]
+    assert.deepEqual(counts(await peer.announce({ info_hash: h, peer_id: p, event: 'started', left: 5000 })), [0, 1])
+    assert.deepEqual(counts(await peer.announce({ info_hash: h, peer_id: p, event: 'update', left: 0 })), [1, 0], 'left 0: a seeder')
+    assert.deepEqual(counts(await peer.announce({ info_hash: h, peer_id: p, event: 'paused', left: 0 })), [1, 0], 'paused: still here')
+    assert.deepEqual(counts(await peer.announce({ info_hash: h, peer_id: p, left: 0 })), [1, 0], 'no event: still here')
+    assert.deepEqual(counts(await peer.announce({ info_hash: h, peer_id: p, event: 'update', left: 5000 })), [0, 1], 'left 5000: a leecher')
+    const q = await raw(s.trackerUrl, 'Q')
+    const qId = randomBinaryId()
+    assert.deepEqual(counts(await q.announce({ info_hash: h, peer_id: qId, event: 'started', left: 0 })), [2, 0], 'a seeder from the start')
+    assert.deepEqual(counts(await q.announce({ info_hash: h, peer_id: qId, event: 'update' })), [1, 1], 'left absent: a leecher')
+    const files = (await q.scrape(h)).files
+    assert.deepEqual(files[h], { complete: 1, incomplete: 1, downloaded: 0 }, 'downloaded counts `completed` events only')
+  })
+})
+
 describe('issued info-hashes', () => {
   after(() => closeAll(open))
 

@@ -65,10 +65,15 @@ test('after a restart on the same storage: old sockets were closed, issued info-
   const oldA = await raw(s.trackerUrl, 'A before')
   const oldB = await raw(s.trackerUrl, 'B before')
   await relayBetween(oldA, oldB, hashes[0])
+  const finisher = await raw(s.trackerUrl, 'finisher before')
+  const finisherId = randomBinaryId()
+  await finisher.announce(started(hashes[2], finisherId))
+  await finisher.announce({ info_hash: hashes[2], peer_id: finisherId, event: 'completed', left: 0 })
+  assert.equal((await finisher.scrape(hashes[2])).files[hashes[2]].downloaded, 1)
 
   await worker.stop()
-  const [closeA, closeB] = await Promise.all([oldA.waitClose({ timeoutMs: 15_000 }), oldB.waitClose({ timeoutMs: 15_000 })])
-  assert.ok(closeA.code > 0 && closeB.code > 0, `close codes ${closeA.code}, ${closeB.code}`)
+  const closes = await Promise.all([oldA, oldB, finisher].map(peer => peer.waitClose({ timeoutMs: 15_000 })))
+  assert.ok(closes.every(c => c.code > 0), `close codes ${closes.map(c => c.code)}`)
 
   worker = await startWorker({ port, persistDir, vars })
   // No playlist request: the object's stored set is all it has.
@@ -86,4 +91,6 @@ test('after a restart on the same storage: old sockets were closed, issued info-
   const refused = await stranger.announce(started(binaryId(randomHex()), randomBinaryId()))
   assert.match(refused['failure reason'] ?? '', /^unknown info_hash/, JSON.stringify(refused))
   assert.equal((await trackerStats(worker, s.stream)).issued, hashes.length)
+  // "downloaded counts completed events since the object last started".
+  assert.deepEqual((await checker.scrape(hashes[2])).files[hashes[2]], { complete: 0, incomplete: 1, downloaded: 0 })
 })
