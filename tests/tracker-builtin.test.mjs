@@ -256,22 +256,51 @@ describe('announce fields', () => {
   after(() => closeAll(open))
 
   test('`left` 0 is a seeder, anything else or absent a leecher; update, paused and no event keep the peer', async () => {
-    const s = await freshStream('left-and-events')
-    const h = binaryId(s.infoHashes[0])
-    const peer = await raw(s.trackerUrl, 'P')
-    const p = randomBinaryId()
-    const counts = reply => [reply.complete, reply.incomplete]
-    assert.deepEqual(counts(await peer.announce({ info_hash: h, peer_id: p, event: 'started', left: 5000 })), [0, 1])
-    assert.deepEqual(counts(await peer.announce({ info_hash: h, peer_id: p, event: 'update', left: 0 })), [1, 0], 'left 0: a seeder')
-    assert.deepEqual(counts(await peer.announce({ info_hash: h, peer_id: p, event: 'paused', left: 0 })), [1, 0], 'paused: still here')
-    assert.deepEqual(counts(await peer.announce({ info_hash: h, peer_id: p, left: 0 })), [1, 0], 'no event: still here')
-    assert.deepEqual(counts(await peer.announce({ info_hash: h, peer_id: p, event: 'update', left: 5000 })), [0, 1], 'left 5000: a leecher')
-    const q = await raw(s.trackerUrl, 'Q')
-    const qId = randomBinaryId()
-    assert.deepEqual(counts(await q.announce({ info_hash: h, peer_id: qId, event: 'started', left: 0 })), [2, 0], 'a seeder from the start')
-    assert.deepEqual(counts(await q.announce({ info_hash: h, peer_id: qId, event: 'update' })), [1, 1], 'left absent: a leecher')
-    const files = (await q.scrape(h)).files
-    assert.deepEqual(files[h], { complete: 1, incomplete: 1, downloaded: 0 }, 'downloaded counts `completed` events only')
+    // Each scenario: one peer alone in a swarm of its own, so one wrong step
+    // does not spill into the next scenario. [announce fields, expected
+    // [complete, incomplete] after it, why]
+    const scenarios = [
+      [
+        [{ event: 'started', left: 5000 }, [0, 1], 'left 5000: a leecher'],
+        [{ event: 'update', left: 0 }, [1, 0], 'left 0: a seeder'],
+        [{ event: 'paused', left: 0 }, [1, 0], 'paused: still here'],
+        [{ left: 0 }, [1, 0], 'no event: still here']
+      ],
+      [
+        [{ event: 'started', left: 0 }, [1, 0], 'a seeder from the start'],
+        [{ event: 'update', left: 5000 }, [0, 1], 'left 5000 after left 0: a leecher']
+      ],
+      [
+        [{ event: 'started', left: 0 }, [1, 0], 'a seeder from the start'],
+        [{ event: 'update' }, [0, 1], 'left absent after left 0: a leecher']
+      ],
+      [
+        [{ event: 'started' }, [0, 1], 'left absent: a leecher'],
+        [{ event: 'completed' }, [0, 1], '`completed` with left absent: a leecher still']
+      ],
+      [
+        [{ event: 'started', left: 0 }, [1, 0], 'a seeder from the start'],
+        [{ event: 'completed', left: 0 }, [1, 0], '`completed` from a seeder']
+      ]
+    ]
+    const s = await freshStream('left-and-events', scenarios.length)
+    // Every step is taken; the wrong answers are listed together.
+    const wrong = []
+    for (const [n, steps] of scenarios.entries()) {
+      const h = binaryId(s.infoHashes[n])
+      const peer = await raw(s.trackerUrl, `scenario ${n + 1}`)
+      const id = randomBinaryId()
+      for (const [fields, expected, why] of steps) {
+        const reply = await peer.announce({ info_hash: h, peer_id: id, ...fields })
+        const got = [reply.complete, reply.incomplete]
+        if (got.join() !== expected.join()) wrong.push(`scenario ${n + 1}, ${JSON.stringify(fields)}: ${why}; expected ${expected}, got ${got}`)
+      }
+      // "downloaded counts completed events"
+      const completedEvents = steps.filter(([fields]) => fields.event === 'completed').length
+      const { downloaded } = (await peer.scrape(h)).files[h]
+      if (downloaded !== completedEvents) wrong.push(`scenario ${n + 1}: downloaded ${downloaded} after ${completedEvents} \`completed\` events`)
+    }
+    assert.deepEqual(wrong, [])
   })
 })
 
