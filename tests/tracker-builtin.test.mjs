@@ -7,9 +7,9 @@
 //
 // Here: the unmodified npm `bittorrent-tracker` client against it (announce,
 // offer/answer relay, completed, scrape, stopped), the tracker URL and stream
-// id, issued info-hashes being announceable as soon as a playlist carries
-// them, the internal registration being unreachable, and swarms surviving
-// the object's hibernation. Abuse and limits: tracker-abuse.test.mjs;
+// id, the `left`/`event` rules, issued info-hashes being announceable as soon
+// as a playlist carries them, the internal registration being unreachable,
+// and swarms surviving the object's hibernation. Abuse and limits: tracker-abuse.test.mjs;
 // restarts: tracker-restart.test.mjs.
 import { test, before, after, describe } from 'node:test'
 import assert from 'node:assert/strict'
