@@ -2,7 +2,8 @@
 // "Hibernation and restarts" and "Only issued info-hashes"): the sockets of
 // the old process close; the issued set is in the object's storage, so after
 // the restart the same info-hashes are accepted without any playlist being
-// fetched again, and reconnected peers relay offers.
+// fetched again, and reconnected peers relay offers. And a restart that
+// raises TRACKER_SHARDS: the new shard must know the stream's info-hashes.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fsp from 'node:fs/promises'
@@ -93,4 +94,40 @@ test('after a restart on the same storage: old sockets were closed, issued info-
   assert.equal((await trackerStats(worker, s.stream)).issued, hashes.length)
   // "downloaded counts completed events since the object last started".
   assert.deepEqual((await checker.scrape(hashes[2])).files[hashes[2]], { complete: 0, incomplete: 1, downloaded: 0 })
+})
+
+test('raising TRACKER_SHARDS on the same storage: the new shard knows the stream\'s info-hashes once its playlist is served again', async () => {
+  // A deployment scales its tracker out: same objects, same storage, one more shard per stream.
+  await worker?.stop()
+  const port = await freePort()
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'lt-tracker-shards-'))
+  try {
+    const vars = { UPSTREAM: origin.url, BENCH_ENDPOINTS: 'true' }
+    worker = await startWorker({ port, persistDir: dir, vars })
+    const playlist = '/synthetic/vod-3.m3u8?case=more-shards'
+    const s = await issuedSwarms(worker, playlist)
+    await worker.stop()
+
+    worker = await startWorker({ port, persistDir: dir, vars: { ...vars, TRACKER_SHARDS: '2' } })
+    const again = await issuedSwarms(worker, playlist) // a viewer polls the playlist: the worker registers it
+    assert.equal(again.stream, s.stream)
+    const issued = await Promise.all([0, 1].map(shard => trackerStats(worker, s.stream, shard).then(st => st.issued)))
+    // A viewer whose address lands on shard 1 (TEST-NET-2 addresses, tried in turn).
+    let onShard1 = null
+    for (let i = 1; i <= 32 && !onShard1; i++) {
+      const before = (await trackerStats(worker, s.stream, 1)).sockets
+      const peer = await connectRaw(s.trackerUrl, { label: `viewer ${i}`, headers: { 'CF-Connecting-IP': `198.51.100.${i}` } })
+      open.push(peer)
+      if ((await trackerStats(worker, s.stream, 1)).sockets > before) onShard1 = peer
+    }
+    assert.ok(onShard1, 'some address lands on shard 1')
+    const reply = await onShard1.announce(started(binaryId(s.infoHashes[0]), randomBinaryId()))
+    assert.ok(!isFailure(reply), `issued info-hash refused on shard 1 (issued per shard: ${issued}): ${JSON.stringify(reply)}`)
+    assert.deepEqual(issued, [s.infoHashes.length, s.infoHashes.length], 'issued per shard')
+  } finally {
+    await closeAll(open)
+    await worker?.stop()
+    worker = null
+    await fsp.rm(dir, { recursive: true, force: true })
+  }
 })
