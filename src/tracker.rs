@@ -609,7 +609,12 @@ impl Tracker {
             return Err(refuse("swarm_full", format!("swarm full: {max_peers} peers")));
         }
         let complete = seeder || previous.is_some_and(|m| m.complete && m.socket == socket);
-        if completed && !previous.is_some_and(|m| m.complete) {
+        // A leecher that became a seeder (or a newcomer reporting `completed`).
+        let was_leecher = match previous {
+            Some(m) => !m.complete,
+            None => completed,
+        };
+        if complete && was_leecher {
             swarm.downloaded += 1;
         }
         swarm.peers.insert(peer, Member { socket, complete });
