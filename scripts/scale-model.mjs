@@ -83,10 +83,16 @@ export const MEASURED = {
  * on this machine (its throughput limit: it is single-threaded).
  */
 export const MEASURED_TRACKER = {
-  messagesInPerViewerMinute: 120,
-  messagesOutPerViewerMinute: 150,
-  objectMessagesPerSecond: 10_000,
-  // Keep an object under this share of its measured throughput.
+  // `make tracker-load` (bench/tracker-load.mjs), 600 simulated viewers of
+  // the live feed, 2 s segments, 2-5 offers per announce: frames each viewer
+  // sends to the tracker and receives from it.
+  messagesInPerViewerMinute: 141,
+  messagesOutPerViewerMinute: 246,
+  // Frames in + out one object handled per second of workerd CPU, with
+  // permessage-deflate (browsers offer it, workerd accepts it): 3,873 frames
+  // a second took 28.3 s of CPU a minute, 47% of a core. Without it: 26%.
+  objectMessagesPerSecond: 8_200,
+  // Keep an object under this share of a core.
   objectHeadroom: 0.5,
   // An average viewing session, an assumption: one WebSocket (one worker
   // request and one object request) per session.

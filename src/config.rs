@@ -94,7 +94,7 @@ pub struct TrackerLimits {
     pub shards: u32,
 }
 
-pub const MAX_TRACKER_SHARDS: u32 = 64;
+pub const MAX_TRACKER_SHARDS: u32 = 256;
 
 impl TrackerLimits {
     /// Reads the `TRACKER_*` variables only, so the tracker's object needs
@@ -504,7 +504,7 @@ mod tests {
             ("TRACKER_MAX_PEERS_PER_SWARM", "1"),
             ("TRACKER_MESSAGES_PER_SECOND", "0"),
             ("TRACKER_SHARDS", "0"),
-            ("TRACKER_SHARDS", "65"),
+            ("TRACKER_SHARDS", "257"),
             ("TRACKER_SHARDS", "two"),
         ] {
             let e = config(&[("UPSTREAM", "http://a.example"), (name, bad)]).unwrap_err();
