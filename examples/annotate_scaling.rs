@@ -177,7 +177,7 @@ fn main() {
         _ => None,
     })
     .expect("bench config");
-    let links = Links { config: &config, worker_origin: "https://edge.example" };
+    let links = Links { config: &config, worker_origin: "https://edge.example", stream: None };
     let url = Url::parse(PLAYLIST_URL).expect("bench url");
     let sizes: &[usize] = if quick { &[1_000, 10_000] } else { &[1_000, 10_000, 100_000] };
 

@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn annotation_inserts_a_magnet_before_each_known_segment_only() {
         let c = config(&[]);
-        let links = Links { config: &c, worker_origin: "https://edge.example" };
+        let links = Links { config: &c, worker_origin: "https://edge.example", stream: None };
         let url = Url::parse("https://cdn.example/l/i.m3u8").unwrap();
         let text = live(3);
         let pl = media(&text, &url);
@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn master_variants_on_upstream_are_routed_through_the_worker() {
         let c = config(&[]);
-        let links = Links { config: &c, worker_origin: "http://127.0.0.1:8787" };
+        let links = Links { config: &c, worker_origin: "http://127.0.0.1:8787", stream: None };
         let url = Url::parse("https://cdn.example/m.m3u8").unwrap();
         let text = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhttps://cdn.example/hi/i.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\nlo/i.m3u8\n";
         assert_eq!(

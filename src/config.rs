@@ -25,8 +25,10 @@ pub struct Config {
     /// Origin (and optional path prefix) of the CDN feed; request path P is
     /// answered from `upstream + P`. Never ends with `/`.
     pub upstream: Url,
-    /// Tracker announce URLs put into every magnet and `.torrent`, in order.
-    pub trackers: Vec<String>,
+    /// Which trackers every magnet and `.torrent` names.
+    pub trackers: Trackers,
+    /// Limits of the built-in tracker (also read by its Durable Object).
+    pub tracker_limits: TrackerLimits,
     /// BitTorrent piece length for every segment torrent (a power of two).
     pub piece_length: u32,
     /// Lifetime of a segment's info record in KV.
@@ -70,6 +72,48 @@ pub struct Config {
     /// worker fetches them, for upstream's lifetime, so HTTP fallback
     /// requests (whole or ranges) are answered without going upstream.
     pub segment_cache: bool,
+}
+
+/// The trackers a deployment's magnets point at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trackers {
+    /// `TRACKERS` unset: the worker's own, `wss://<host>/_lt/tracker/<stream>`.
+    BuiltIn,
+    /// `TRACKERS` set: these announce URLs, in order (empty: none).
+    External(Vec<String>),
+}
+
+/// Limits of the built-in tracker (docs/tracker.md, "Limits and abuse").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackerLimits {
+    /// `TRACKER_MAX_PEERS_PER_SWARM`: peers one segment's swarm holds.
+    pub max_peers_per_swarm: usize,
+    /// `TRACKER_MESSAGES_PER_SECOND`: sustained messages per socket.
+    pub messages_per_second: u32,
+    /// `TRACKER_SHARDS`: objects per stream, viewers spread by address.
+    pub shards: u32,
+}
+
+pub const MAX_TRACKER_SHARDS: u32 = 64;
+
+impl TrackerLimits {
+    /// Reads the `TRACKER_*` variables only, so the tracker's object needs
+    /// nothing else of the configuration.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let max_peers_per_swarm = parse_number(&lookup, "TRACKER_MAX_PEERS_PER_SWARM", 1000usize)?;
+        if !(2..=100_000).contains(&max_peers_per_swarm) {
+            return Err(error("TRACKER_MAX_PEERS_PER_SWARM", format!("must be between 2 and 100000, got {max_peers_per_swarm}")));
+        }
+        let messages_per_second = parse_number(&lookup, "TRACKER_MESSAGES_PER_SECOND", 20u32)?;
+        if !(1..=1000).contains(&messages_per_second) {
+            return Err(error("TRACKER_MESSAGES_PER_SECOND", format!("must be between 1 and 1000, got {messages_per_second}")));
+        }
+        let shards = parse_number(&lookup, "TRACKER_SHARDS", 1u32)?;
+        if !(1..=MAX_TRACKER_SHARDS).contains(&shards) {
+            return Err(error("TRACKER_SHARDS", format!("must be between 1 and {MAX_TRACKER_SHARDS}, got {shards}")));
+        }
+        Ok(TrackerLimits { max_peers_per_swarm, messages_per_second, shards })
+    }
 }
 
 /// SHA-1 implementations the worker can hash pieces with.
@@ -134,6 +178,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let upstream = parse_upstream(lookup("UPSTREAM"))?;
         let trackers = parse_trackers(lookup("TRACKERS"))?;
+        let tracker_limits = TrackerLimits::from_lookup(&lookup)?;
         let piece_length = parse_number(&lookup, "PIECE_LENGTH", 64 * 1024u32)?;
         if !piece_length.is_power_of_two()
             || !(MIN_PIECE_LENGTH..=MAX_PIECE_LENGTH).contains(&piece_length)
@@ -184,6 +229,7 @@ impl Config {
         Ok(Config {
             upstream,
             trackers,
+            tracker_limits,
             piece_length,
             record_ttl_seconds,
             hash_inline,
@@ -286,12 +332,9 @@ fn parse_upstream(value: Option<String>) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-fn parse_trackers(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+fn parse_trackers(value: Option<String>) -> Result<Trackers, ConfigError> {
     let Some(raw) = value else {
-        return Err(error(
-            "TRACKERS",
-            "is not set; give comma-separated tracker URLs (wss://...), or an empty value for none",
-        ));
+        return Ok(Trackers::BuiltIn);
     };
     let mut trackers = Vec::new();
     for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -301,7 +344,7 @@ fn parse_trackers(value: Option<String>) -> Result<Vec<String>, ConfigError> {
         }
         trackers.push(item.to_string());
     }
-    Ok(trackers)
+    Ok(Trackers::External(trackers))
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -417,7 +460,8 @@ mod tests {
     fn defaults_apply_when_optional_variables_are_unset() {
         let c = valid();
         assert_eq!(c.upstream.as_str(), "https://cdn.example.com/live");
-        assert!(c.trackers.is_empty());
+        assert_eq!(c.trackers, Trackers::External(vec![]));
+        assert_eq!(c.tracker_limits, TrackerLimits { max_peers_per_swarm: 1000, messages_per_second: 20, shards: 1 });
         assert_eq!(c.piece_length, 65536);
         assert_eq!(c.record_ttl_seconds, 86_400);
     }
@@ -444,11 +488,31 @@ mod tests {
             ("TRACKERS", " wss://t1.example/announce , ws://127.0.0.1:8000,"),
         ])
         .unwrap();
-        assert_eq!(c.trackers, vec!["wss://t1.example/announce", "ws://127.0.0.1:8000"]);
+        assert_eq!(
+            c.trackers,
+            Trackers::External(vec!["wss://t1.example/announce".into(), "ws://127.0.0.1:8000".into()])
+        );
         let e = config(&[("UPSTREAM", "http://a.example"), ("TRACKERS", "gopher://x")]).unwrap_err();
         assert_eq!(e.variable, "TRACKERS");
-        let e = config(&[("UPSTREAM", "http://a.example")]).unwrap_err();
-        assert_eq!(e.variable, "TRACKERS");
+        let unset = config(&[("UPSTREAM", "http://a.example")]).unwrap();
+        assert_eq!(unset.trackers, Trackers::BuiltIn, "TRACKERS unset means the worker's own tracker");
+    }
+
+    #[test]
+    fn tracker_limits_are_checked() {
+        for (name, bad) in [
+            ("TRACKER_MAX_PEERS_PER_SWARM", "1"),
+            ("TRACKER_MESSAGES_PER_SECOND", "0"),
+            ("TRACKER_SHARDS", "0"),
+            ("TRACKER_SHARDS", "65"),
+            ("TRACKER_SHARDS", "two"),
+        ] {
+            let e = config(&[("UPSTREAM", "http://a.example"), (name, bad)]).unwrap_err();
+            assert_eq!(e.variable, name, "{bad}");
+        }
+        let c = config(&[("UPSTREAM", "http://a.example"), ("TRACKER_SHARDS", "4"), ("TRACKER_MAX_PEERS_PER_SWARM", "3")])
+            .unwrap();
+        assert_eq!((c.tracker_limits.shards, c.tracker_limits.max_peers_per_swarm), (4, 3));
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub enum AppError {
     /// The worker is misconfigured; the message names the variable.
     Config(ConfigError),
     MethodNotAllowed,
+    /// A WebSocket endpoint asked for without `Upgrade: websocket`.
+    UpgradeRequired(String),
     NotFound(String),
     BadRequest(String),
     /// Upstream could not be reached or answered with something unusable.
@@ -25,6 +27,7 @@ impl AppError {
         match self {
             AppError::Config(_) | AppError::Internal(_) => 500,
             AppError::MethodNotAllowed => 405,
+            AppError::UpgradeRequired(_) => 426,
             AppError::NotFound(_) => 404,
             AppError::BadRequest(_) => 400,
             AppError::BadGateway(_) => 502,
@@ -38,6 +41,7 @@ impl fmt::Display for AppError {
         match self {
             AppError::Config(e) => write!(f, "live-torrent is misconfigured: {e}"),
             AppError::MethodNotAllowed => f.write_str("method not allowed; use GET, HEAD or OPTIONS"),
+            AppError::UpgradeRequired(what) => write!(f, "upgrade required: {what}"),
             AppError::NotFound(what) => write!(f, "not found: {what}"),
             AppError::BadRequest(why) => write!(f, "bad request: {why}"),
             AppError::BadGateway(why) => write!(f, "upstream failed: {why}"),
@@ -66,6 +70,7 @@ mod tests {
         assert!(config.to_string().contains("UPSTREAM: is not set"));
         assert_eq!(AppError::MethodNotAllowed.status(), 405);
         assert_eq!(AppError::NotFound("x".into()).status(), 404);
+        assert_eq!(AppError::UpgradeRequired("x".into()).status(), 426);
         assert_eq!(AppError::BadRequest("x".into()).status(), 400);
         assert_eq!(AppError::BadGateway("x".into()).status(), 502);
         assert_eq!(AppError::GatewayTimeout("x".into()).status(), 504);

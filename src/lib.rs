@@ -17,6 +17,7 @@ pub mod recent;
 pub mod record;
 pub mod segment;
 pub mod torrent;
+pub mod tracker;
 
 #[cfg(target_arch = "wasm32")]
 mod platform;

@@ -4,24 +4,43 @@
 
 use url::{form_urlencoded, Url};
 
-use crate::config::Config;
+use crate::config::{Config, Trackers};
 use crate::magnet::Magnet;
 use crate::segment::{ByteRange, SegmentId};
 use crate::torrent::{Id20, InfoDict};
+use crate::tracker::{is_stream_id, stream_id, tracker_url};
 
 /// Paths under this prefix are the worker's own and never forwarded upstream.
 pub const RESERVED_PREFIX: &str = "/_lt/";
-/// `/_lt/torrent/<info-hash>.torrent?path=<segment path>[&range=<first>-<last>]`
+/// `/_lt/torrent/<info-hash>.torrent?path=<segment path>[&range=<first>-<last>][&tracker=<stream>]`
 pub const TORRENT_PREFIX: &str = "/_lt/torrent/";
+
+/// The built-in tracker's stream for a media playlist fetched from
+/// `playlist_url`: its identity, volatile query parameters left out.
+pub fn playlist_stream(config: &Config, playlist_url: &Url) -> String {
+    stream_id(&config.segment_id(playlist_url.clone(), None).identity())
+}
 
 /// Builds viewer-facing URLs for one request: `worker_origin` is the scheme,
 /// host and port the viewer used to reach the worker.
 pub struct Links<'a> {
     pub config: &'a Config,
     pub worker_origin: &'a str,
+    /// The built-in tracker's stream of the playlist being answered (see
+    /// [`playlist_stream`]), or of the `.torrent` asked for.
+    pub stream: Option<&'a str>,
 }
 
 impl Links<'_> {
+    /// Announce URLs for magnets and `.torrent`s: `TRACKERS`, or the
+    /// worker's own tracker for this stream.
+    pub fn trackers(&self) -> Vec<String> {
+        match &self.config.trackers {
+            Trackers::External(list) => list.clone(),
+            Trackers::BuiltIn => self.stream.map(|s| vec![tracker_url(self.worker_origin, s)]).unwrap_or_default(),
+        }
+    }
+
     /// Where a viewer fetches the segment over HTTP: through the worker when
     /// it lies under `UPSTREAM`, directly when it is on an allowed segment
     /// origin (the worker only ever forwards to `UPSTREAM`), else `None`.
@@ -43,6 +62,9 @@ impl Links<'_> {
         if let Some(r) = segment.range {
             query.append_pair("range", &format!("{}-{}", r.offset, r.last()));
         }
+        if let (Trackers::BuiltIn, Some(stream)) = (&self.config.trackers, self.stream) {
+            query.append_pair("tracker", stream);
+        }
         Some(format!("{}{TORRENT_PREFIX}{}.torrent?{}", self.worker_origin, info_hash.to_hex(), query.finish()))
     }
 
@@ -54,7 +76,7 @@ impl Links<'_> {
             Magnet {
                 info_hash,
                 display_name: &info.name,
-                trackers: &self.config.trackers,
+                trackers: &self.trackers(),
                 torrent_url: &torrent_url,
                 web_seed: &web_seed,
             }
@@ -112,6 +134,8 @@ pub struct TorrentRequest {
     pub info_hash: Id20,
     pub segment: SegmentLocation,
     pub range: Option<ByteRange>,
+    /// The built-in tracker's stream the magnet named.
+    pub stream: Option<String>,
 }
 
 impl TorrentRequest {
@@ -137,17 +161,20 @@ pub fn parse_torrent_request(path: &str, query: Option<&str>) -> Result<TorrentR
     let info_hash = Id20::from_hex(hex).ok_or("the info-hash must be 40 hex digits")?;
     let mut segment = None;
     let mut range = None;
+    let mut stream = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match key.as_ref() {
             "path" if value.starts_with('/') => segment = Some(SegmentLocation::WorkerPath(value.into_owned())),
             "path" => return Err("path must start with /".into()),
             "url" => segment = Some(SegmentLocation::Url(value.into_owned())),
             "range" => range = Some(parse_range(&value).ok_or("range must be <first>-<last>")?),
+            "tracker" if is_stream_id(&value) => stream = Some(value.into_owned()),
+            "tracker" => return Err("tracker must be a stream id (16 hex digits)".into()),
             _ => {}
         }
     }
     let segment = segment.ok_or("missing path=/<segment path> or url=<segment url>")?;
-    Ok(TorrentRequest { info_hash, segment, range })
+    Ok(TorrentRequest { info_hash, segment, range, stream })
 }
 
 fn parse_range(s: &str) -> Option<ByteRange> {
@@ -176,7 +203,7 @@ mod tests {
     #[test]
     fn torrent_urls_parse_back_to_the_segment() {
         let c = config("https://cdn.example/base");
-        let links = Links { config: &c, worker_origin: "https://edge.example" };
+        let links = Links { config: &c, worker_origin: "https://edge.example", stream: None };
         let seg = SegmentId::new(url("https://cdn.example/base/a/m.mp4?t=1&u=2"), Some(ByteRange { offset: 10, length: 5 }));
         let hash = Id20([7; 20]);
         let t = url(&links.torrent_url(hash, &seg).unwrap());
@@ -187,7 +214,8 @@ mod tests {
             TorrentRequest {
                 info_hash: hash,
                 segment: SegmentLocation::WorkerPath("/a/m.mp4?t=1&u=2".into()),
-                range: seg.range
+                range: seg.range,
+                stream: None,
             }
         );
         assert_eq!(req.segment_url(&c), Some(seg.url.clone()));
@@ -202,6 +230,7 @@ mod tests {
             (&*format!("/_lt/torrent/{hex}.torrent"), None),
             (&*format!("/_lt/torrent/{hex}.torrent"), Some("path=a.ts")),
             (&*format!("/_lt/torrent/{hex}.torrent"), Some("path=/a.ts&range=9-1")),
+            (&*format!("/_lt/torrent/{hex}.torrent"), Some("path=/a.ts&tracker=../x")),
         ] {
             assert!(parse_torrent_request(path, query).is_err(), "{path} {query:?}");
         }
@@ -210,7 +239,7 @@ mod tests {
     #[test]
     fn magnets_point_at_the_worker() {
         let c = config("http://127.0.0.1:9000");
-        let links = Links { config: &c, worker_origin: "http://127.0.0.1:8787" };
+        let links = Links { config: &c, worker_origin: "http://127.0.0.1:8787", stream: None };
         let seg = SegmentId::new(url("http://127.0.0.1:9000/live/s1.ts"), None);
         let info = InfoDict::from_bytes(seg.torrent_name(), 16384, b"bytes");
         let m = links.magnet(&seg, &info).unwrap();
@@ -218,6 +247,28 @@ mod tests {
         assert!(m.contains("&ws=http%3A%2F%2F127.0.0.1%3A8787%2Flive%2Fs1.ts"));
         let other = SegmentId::new(url("http://other.example/live/s1.ts"), None);
         assert_eq!(links.magnet(&other, &info), None);
+    }
+
+    #[test]
+    fn with_trackers_unset_magnets_and_torrents_name_the_streams_own_tracker() {
+        let c = Config::from_lookup(|name| (name == "UPSTREAM").then(|| "https://cdn.example".to_string())).unwrap();
+        let playlist = url("https://cdn.example/live/720p.m3u8");
+        let stream = playlist_stream(&c, &playlist);
+        assert_ne!(stream, playlist_stream(&c, &url("https://cdn.example/live/480p.m3u8")));
+        let links = Links { config: &c, worker_origin: "https://edge.example", stream: Some(&stream) };
+        assert_eq!(links.trackers(), vec![format!("wss://edge.example/_lt/tracker/{stream}")]);
+        let seg = SegmentId::new(url("https://cdn.example/live/s1.ts"), None);
+        let info = InfoDict::from_bytes(seg.torrent_name(), 16384, b"bytes");
+        let magnet = links.magnet(&seg, &info).unwrap();
+        assert!(magnet.contains(&format!("&tr=wss%3A%2F%2Fedge.example%2F_lt%2Ftracker%2F{stream}&")), "{magnet}");
+        let t = url(&links.torrent_url(info.info_hash(), &seg).unwrap());
+        let req = parse_torrent_request(t.path(), t.query()).unwrap();
+        assert_eq!(req.stream.as_deref(), Some(stream.as_str()));
+        // TRACKERS set: the list, whatever the stream.
+        let listed = config("https://cdn.example");
+        let links = Links { config: &listed, worker_origin: "https://edge.example", stream: Some(&stream) };
+        assert_eq!(links.trackers(), vec!["ws://127.0.0.1:8000".to_string()]);
+        assert!(!links.torrent_url(info.info_hash(), &seg).unwrap().contains("tracker="));
     }
 
     #[test]
@@ -229,7 +280,7 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        let links = Links { config: &c, worker_origin: "https://edge.example" };
+        let links = Links { config: &c, worker_origin: "https://edge.example", stream: None };
         let seg = SegmentId::new(url("https://media2.example/v/s1.ts?sig=1"), None);
         let info = InfoDict::from_bytes(seg.torrent_name(), 16384, b"bytes");
         assert_eq!(links.segment_url(&seg).as_deref(), Some("https://media2.example/v/s1.ts?sig=1"));
@@ -246,7 +297,7 @@ mod tests {
     #[test]
     fn routing_rewrites_only_what_would_miss_the_worker() {
         let plain = config("https://cdn.example");
-        let links = Links { config: &plain, worker_origin: "https://edge.example" };
+        let links = Links { config: &plain, worker_origin: "https://edge.example", stream: None };
         let pl = url("https://cdn.example/live/master.m3u8");
         assert_eq!(links.route_uri("v1/index.m3u8", &pl, true), None);
         assert_eq!(links.route_uri("/live/v1/index.m3u8", &pl, true), None);
@@ -262,14 +313,14 @@ mod tests {
         assert_eq!(links.route_uri("https://elsewhere.example/v.m3u8", &pl, true), None);
 
         let prefixed = config("https://cdn.example/base");
-        let links = Links { config: &prefixed, worker_origin: "https://edge.example" };
+        let links = Links { config: &prefixed, worker_origin: "https://edge.example", stream: None };
         let pl = url("https://cdn.example/base/live/index.m3u8");
         assert_eq!(links.route_uri("/base/live/s.ts", &pl, false).as_deref(), Some("/live/s.ts"));
         assert_eq!(links.route_uri("/other/s.ts", &pl, false), None);
         // Found by fuzzing: a path whose routed form starts with `//` would name another host.
         assert_eq!(links.route_uri("/base//evil.example/s.ts", &pl, false).as_deref(), Some("/.//evil.example/s.ts"));
         let plain = config("https://cdn.example");
-        let links = Links { config: &plain, worker_origin: "https://edge.example" };
+        let links = Links { config: &plain, worker_origin: "https://edge.example", stream: None };
         let pl = url("https://cdn.example/live/index.m3u8");
         assert_eq!(links.route_uri("/..//evil.example/a.ts", &pl, false), None, "kept as written");
         assert_eq!(links.route_uri("/a/../b.ts", &pl, false), None);

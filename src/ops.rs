@@ -35,6 +35,9 @@ pub struct Ops {
     /// Requests answered with another request's playlist of this isolate
     /// (it was being made when they arrived).
     pub coalesced: u64,
+    /// Requests to the built-in tracker's objects telling them a stream's
+    /// info-hashes (one per shard, about once a segment per isolate).
+    pub tracker_registrations: u64,
 }
 
 impl Ops {
@@ -49,6 +52,7 @@ impl Ops {
         self.cache_puts += other.cache_puts;
         self.cache_errors += other.cache_errors;
         self.coalesced += other.coalesced;
+        self.tracker_registrations += other.tracker_registrations;
     }
 
     /// `name=value` pairs separated by spaces, every counter, fixed order:
@@ -65,6 +69,7 @@ impl Ops {
             ("cache-put", self.cache_puts),
             ("cache-error", self.cache_errors),
             ("coalesced", self.coalesced),
+            ("tracker-register", self.tracker_registrations),
         ];
         fields.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join(" ")
     }
@@ -77,6 +82,8 @@ pub enum RouteKind {
     Playlist,
     Segment,
     Torrent,
+    /// `/_lt/tracker/<stream>`: a viewer's WebSocket to the built-in tracker.
+    Tracker,
     /// Everything else: other passthrough, health, preflight, errors.
     Other,
 }
@@ -87,6 +94,7 @@ impl RouteKind {
             RouteKind::Playlist => "playlist",
             RouteKind::Segment => "segment",
             RouteKind::Torrent => "torrent",
+            RouteKind::Tracker => "tracker",
             RouteKind::Other => "other",
         }
     }
@@ -145,7 +153,7 @@ mod tests {
         assert_eq!((a.cache_hits, a.cache_misses, a.coalesced), (1, 1, 4));
         let header = a.header_value();
         assert!(header.starts_with("upstream=3 kv-read=2 kv-read-keys=12 kv-write=3 "), "{header}");
-        assert!(header.contains("cache-hit=1 cache-miss=1 cache-put=0 cache-error=0 coalesced=4"), "{header}");
+        assert!(header.contains("cache-hit=1 cache-miss=1 cache-put=0 cache-error=0 coalesced=4 tracker-register=0"), "{header}");
     }
 
     #[test]

@@ -57,7 +57,7 @@ fn annotate_all(text: &str, url: &Url, config: &Config) -> Annotated {
         .into_iter()
         .map(|id| (id.kv_key(), InfoDict::from_bytes(id.torrent_name(), 65536, id.identity().as_bytes())))
         .collect();
-    annotate_media(text, url, &playlist, &records, &Links { config, worker_origin: WORKER })
+    annotate_media(text, url, &playlist, &records, &Links { config, worker_origin: WORKER, stream: None })
 }
 
 /// The magnet lines of an annotated playlist, each with the line after it.
@@ -87,7 +87,7 @@ fn every_fixture_minus_the_inserted_lines_is_the_input_byte_for_byte() {
         let config = config();
         match parse(&text, &url).unwrap_or_else(|e| panic!("{name}: {e}")) {
             ParsedPlaylist::Master => {
-                let routed = route_master(&text, &url, &Links { config: &config, worker_origin: WORKER });
+                let routed = route_master(&text, &url, &Links { config: &config, worker_origin: WORKER, stream: None });
                 assert_eq!(routed.lines().count(), text.lines().count(), "{name}");
             }
             ParsedPlaylist::Media(playlist) => {
@@ -111,7 +111,7 @@ fn master_renditions_and_variants_on_upstream_are_routed_through_the_worker() {
     let url = playlist_url("master-renditions.m3u8");
     assert_eq!(parse(&text, &url).unwrap(), ParsedPlaylist::Master);
     let c = config();
-    let routed = route_master(&text, &url, &Links { config: &c, worker_origin: WORKER });
+    let routed = route_master(&text, &url, &Links { config: &c, worker_origin: WORKER, stream: None });
     assert!(routed.contains("URI=\"https://edge.example/live/audio/de/index.m3u8\""));
     assert!(routed.contains("\nhttps://edge.example/live/720p/index.m3u8?session=42\n"));
     // Relative and root-relative URIs already resolve against the worker.

@@ -57,7 +57,7 @@ fn fixture() -> &'static Fixture {
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let f = fixture();
-    let links = Links { config: &f.config, worker_origin: WORKER_ORIGIN };
+    let links = Links { config: &f.config, worker_origin: WORKER_ORIGIN, stream: None };
     match parse(text, &f.playlist_url) {
         Err(_) => {}
         Ok(ParsedPlaylist::Master) => check_master(text, f, &links),

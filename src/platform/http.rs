@@ -49,7 +49,10 @@ pub fn health(site: &Site) -> Result<Response, AppError> {
     let body = serde_json::json!({
         "ok": true,
         "upstream": site.config.upstream.as_str(),
-        "trackers": site.config.trackers,
+        "trackers": match &site.config.trackers {
+            crate::config::Trackers::BuiltIn => serde_json::json!("built-in"),
+            crate::config::Trackers::External(list) => serde_json::json!(list),
+        },
         "pieceLength": site.config.piece_length,
     });
     let mut response = Response::from_json(&body).map_err(internal)?;

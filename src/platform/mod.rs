@@ -13,15 +13,19 @@ mod segment_cache;
 mod segment_hashing;
 mod timing;
 mod torrent_route;
+mod tracker_object;
+mod tracker_registry;
+mod tracker_route;
 mod web_crypto;
 
 use worker::{event, Context, Env, Method, Request, Response};
 
-use crate::config::Config;
+use crate::config::{Config, Trackers};
 use crate::error::AppError;
 use crate::links::{RESERVED_PREFIX, TORRENT_PREFIX};
 use crate::ops::RouteKind;
 use crate::segment::{looks_like_media_segment, looks_like_playlist};
+use crate::tracker::TRACKER_PREFIX;
 use meter::Meter;
 
 /// Everything a route needs about the current request's environment.
@@ -32,6 +36,9 @@ pub(crate) struct Site {
     pub worker_origin: String,
     /// What this request spends (upstream fetches, KV, Cache API).
     pub meter: Meter,
+    /// The built-in tracker's objects (binding `TRACKER`), when `TRACKERS`
+    /// is unset and the binding exists.
+    pub tracker: Option<worker::ObjectNamespace>,
 }
 
 #[event(fetch)]
@@ -55,8 +62,13 @@ async fn route(req: Request, env: &Env, ctx: &Context, meter: &Meter) -> Result<
     }
     let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))?;
     meter.expose(config.bench_endpoints);
+    let tracker = match config.trackers {
+        Trackers::BuiltIn => env.durable_object("TRACKER").ok(),
+        Trackers::External(_) => None,
+    };
     let site = Site {
         store: records::SegmentStore::from_env(env, &config, meter),
+        tracker,
         config,
         worker_origin: url.origin().ascii_serialization(),
         meter: meter.clone(),
@@ -64,6 +76,9 @@ async fn route(req: Request, env: &Env, ctx: &Context, meter: &Meter) -> Result<
     let path = url.path();
     if path.starts_with(TORRENT_PREFIX) {
         return torrent_route::serve(&site, &url).await;
+    }
+    if path.starts_with(TRACKER_PREFIX) {
+        return tracker_route::serve(req, &site, &url).await;
     }
     if path == "/_lt/bench/hash" {
         return bench_route::serve(&site, &url).await;
@@ -84,6 +99,8 @@ async fn route(req: Request, env: &Env, ctx: &Context, meter: &Meter) -> Result<
 fn route_kind(path: &str) -> RouteKind {
     if path.starts_with(TORRENT_PREFIX) {
         RouteKind::Torrent
+    } else if path.starts_with(TRACKER_PREFIX) {
+        RouteKind::Tracker
     } else if path.starts_with(RESERVED_PREFIX) {
         RouteKind::Other
     } else if looks_like_playlist(path) {

@@ -10,11 +10,12 @@ use worker::{Context, Headers, Response, ResponseBuilder};
 use super::http::{internal, response_headers, STATUS_HEADER};
 use super::playlist_cache::Claim;
 use super::segment_hashing::hash_segments;
+use super::tracker_registry::register;
 use super::timing::within;
 use super::Site;
 use crate::annotate::{annotate_media, fetchable_segments, plan_hashing, route_master};
 use crate::error::AppError;
-use crate::links::Links;
+use crate::links::{playlist_stream, Links};
 use crate::playlist::{parse, ParsedPlaylist, MediaPlaylist, MAX_PLAYLIST_BYTES};
 use crate::playlist_cache::PlaylistFacts;
 use crate::segment::SegmentId;
@@ -70,11 +71,16 @@ pub async fn serve(
         Ok(parsed) => parsed,
         Err(e) => return answer.unchanged(text.into_bytes(), &e.to_string()),
     };
-    let links = Links { config: &site.config, worker_origin: &site.worker_origin };
+    let stream = playlist_stream(&site.config, &playlist_url);
+    let links = Links { config: &site.config, worker_origin: &site.worker_origin, stream: Some(&stream) };
     let (body, status, target, complete) = match parsed {
         ParsedPlaylist::Master => (route_master(&text, &playlist_url, &links), "master".to_string(), None, true),
         ParsedPlaylist::Media(playlist) => {
             let found = records_for(&playlist, &site, ctx).await;
+            // The stream's tracker learns the info-hashes before any viewer
+            // can announce them.
+            let issued: Vec<_> = found.records.values().map(InfoDict::info_hash).collect();
+            register(&site, &stream, &issued).await;
             let annotated = annotate_media(&text, &playlist_url, &playlist, &found.records, &links);
             let mut status = format!("annotated {}/{}", annotated.annotated, annotated.total);
             if let Some(problem) = &found.kv_problem {

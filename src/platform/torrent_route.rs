@@ -25,11 +25,11 @@ pub async fn serve(site: &Site, url: &Url) -> Result<Response, AppError> {
     if info.info_hash() != request.info_hash {
         return Err(AppError::NotFound("the segment has another info-hash now".into()));
     }
-    let links = Links { config: &site.config, worker_origin: &site.worker_origin };
+    let links = Links { config: &site.config, worker_origin: &site.worker_origin, stream: request.stream.as_deref() };
     let web_seed = links.segment_url(&id).ok_or_else(|| internal("segment outside UPSTREAM"))?;
     let mut response = ResponseBuilder::new()
         .with_status(200)
-        .fixed(info.torrent_file(&site.config.trackers, &web_seed));
+        .fixed(info.torrent_file(&links.trackers(), &web_seed));
     let headers = response.headers_mut();
     add_cors(headers);
     let _ = headers.set("content-type", "application/x-bittorrent");

@@ -1,0 +1,55 @@
+//! `/_lt/tracker/<stream>`: a viewer's WebSocket to the built-in tracker,
+//! handed to the stream's Durable Object. Only upgrades are forwarded, so
+//! the object's internal routes (registration) cannot be reached from here.
+
+use url::Url;
+use worker::{Request, Response};
+
+use super::Site;
+use crate::config::Trackers;
+use crate::error::AppError;
+use crate::tracker::{is_stream_id, object_name, shard_name, TRACKER_PREFIX};
+
+pub async fn serve(req: Request, site: &Site, url: &Url) -> Result<Response, AppError> {
+    if site.config.trackers != Trackers::BuiltIn {
+        return Err(AppError::NotFound("the built-in tracker is off (TRACKERS is set)".into()));
+    }
+    let rest = url.path().strip_prefix(TRACKER_PREFIX).unwrap_or_default();
+    let (stream, stats) = match rest.strip_suffix("/stats") {
+        Some(stream) => (stream, true),
+        None => (rest, false),
+    };
+    if !is_stream_id(stream) {
+        return Err(AppError::NotFound(format!("no tracker {TRACKER_PREFIX}{rest}; streams are 16 hex digits")));
+    }
+    let namespace = site.tracker.as_ref().ok_or_else(|| AppError::Internal("no TRACKER Durable Object binding".into()))?;
+    if stats {
+        if !site.config.bench_endpoints {
+            return Err(AppError::NotFound(url.path().to_string()));
+        }
+        let shard = url
+            .query_pairs()
+            .find(|(k, _)| k == "shard")
+            .and_then(|(_, v)| v.parse::<u32>().ok())
+            .unwrap_or(0);
+        let stub = stub(namespace, &shard_name(stream, shard))?;
+        return stub.fetch_with_str("https://tracker/stats").await.map_err(|e| AppError::Internal(e.to_string()));
+    }
+    let upgrade = req.headers().get("upgrade").ok().flatten().unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(AppError::UpgradeRequired("this is a WebSocket tracker: connect with Upgrade: websocket".into()));
+    }
+    let address = req.headers().get("cf-connecting-ip").ok().flatten();
+    let name = object_name(stream, site.config.tracker_limits.shards, address.as_deref());
+    stub(namespace, &name)?
+        .fetch_with_request(req)
+        .await
+        .map_err(|e| AppError::Internal(format!("tracker object: {e}")))
+}
+
+pub fn stub(namespace: &worker::ObjectNamespace, name: &str) -> Result<worker::Stub, AppError> {
+    namespace
+        .id_from_name(name)
+        .and_then(|id| id.get_stub())
+        .map_err(|e| AppError::Internal(format!("tracker object {name}: {e}")))
+}
