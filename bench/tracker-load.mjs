@@ -56,6 +56,11 @@
 //   event loop     this process's event-loop delay p99: when it is large, the
 //                  latencies include the generator's own queueing
 //
+// permessage-deflate: browsers offer it and workerd accepts it, so by default
+// the viewers offer it too (--deflate on); the npm tracker declines it.
+// Compression costs the tracker memory per socket and CPU per frame on both
+// ends; --deflate on,off runs the built-in tracker both ways.
+//
 // Run:  make tracker-load                    (inside a loopback-only namespace)
 //       make tracker-load TRACKER_LOAD_ARGS='--viewers 100,300,600 --json out.json'
 //       node bench/tracker-load.mjs --help
@@ -75,7 +80,7 @@ import { magnetsOf } from '../tests/support/torrents.mjs'
 
 const USAGE = `usage: node bench/tracker-load.mjs [--viewers 300[,600...]] [--seconds 60] [--tracker builtin[,npm]]
        [--offers 2-5] [--answer-share 0.5] [--complete-ms 300-1500] [--ramp-segments 6]
-       [--direct] [--json FILE] [--log]
+       [--deflate on[,off]] [--direct] [--json FILE] [--log]
 
   --viewers N[,N...]  simulated viewers (WebSockets) per run, 1..${1000}; one run each (default 300)
   --seconds S         measured seconds per run after the ramp, 5..600 (default 60)
@@ -87,6 +92,9 @@ const USAGE = `usage: node bench/tracker-load.mjs [--viewers 300[,600...]] [--se
   --ramp-segments K   segments before measuring starts (default 6, the window)
   --direct            the poller and the sockets go straight to the worker's workerd,
                       bypassing wrangler's dev proxy (not part of a deployment)
+  --deflate on,off    whether the sockets offer permessage-deflate, as browsers do (default
+                      on; workerd accepts it, the npm tracker declines it, so it runs once);
+                      one run each
   --json FILE         write every run's numbers
   --log               echo wrangler's output`
 
@@ -103,6 +111,12 @@ const OFFER_TIMEOUT_MS = 50_000
 const ANSWER_DELAY_MS = 20
 /** `left` of a leecher: about one 2 s segment of the origin's feed. */
 const SEGMENT_BYTES = 215_000
+/**
+ * ws runs at most this many (de)compressions at once for the whole process
+ * (its default, 10, queues hundreds of sockets' frames behind each other: at
+ * 300 viewers that alone made the relay p95 ~640 ms instead of ~14 ms).
+ */
+const ZLIB_CONCURRENCY = 1024
 const SDP_PAD_BYTES = 1_050 // base64: ~1.4 KB, plus the header lines ~1.5 KB
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
@@ -117,6 +131,7 @@ const { values: flags } = parseArgs({
     'complete-ms': { type: 'string' },
     'ramp-segments': { type: 'string' },
     direct: { type: 'boolean' },
+    deflate: { type: 'string' },
     json: { type: 'string' },
     log: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
@@ -150,6 +165,8 @@ const [COMPLETE_MIN_MS, COMPLETE_MAX_MS] = range(flags['complete-ms'] ?? '300-15
 const RAMP_SEGMENTS = Number(flags['ramp-segments'] ?? LIST_SIZE)
 if (!(Number.isInteger(RAMP_SEGMENTS) && RAMP_SEGMENTS >= 0 && RAMP_SEGMENTS <= 30)) fail('--ramp-segments: 0..30')
 const DIRECT = flags.direct ?? false
+const DEFLATES = String(flags.deflate ?? 'on').split(',').map(s => s.trim())
+if (DEFLATES.length === 0 || !DEFLATES.every(d => d === 'on' || d === 'off')) fail('--deflate: on and/or off')
 
 const log = line => process.stderr.write(`[tracker-load] ${line}\n`)
 const uniform = (lo, hi) => lo + Math.random() * (hi - lo)
@@ -294,9 +311,16 @@ const copyCounts = c => ({ ...c, sentByKind: { ...c.sentByKind }, receivedByKind
  * The audience of one run: `n` WebSockets to `trackerUrl`, their swarm
  * memberships, what they sent and what came back.
  */
-function createAudience (n, trackerUrl) {
+function createAudience (n, trackerUrl, deflate) {
   const counts = newCounts()
   const latency = { offer: [], answer: [], reply: [], connect: [] }
+  /** Per second of the measured window: the slowest relay or reply in it (ms), to see when the tail happens. */
+  const slowestBySecond = []
+  let measureStartedAt = 0
+  const noteSlow = (now, ms) => {
+    const second = Math.floor((now - measureStartedAt) / 1000)
+    if (second >= 0) slowestBySecond[second] = Math.max(slowestBySecond[second] ?? 0, Math.round(ms))
+  }
   const problems = { failures: [], closes: [], socketErrors: [], surprises: [] }
   const problem = (list, what) => {
     list.push(what)
@@ -428,7 +452,10 @@ function createAudience (n, trackerUrl) {
         if (!viewer.left.has(infoHash)) problem(problems.surprises, { viewer: viewer.index, what: 'offer for a swarm the viewer never joined' })
         return
       }
-      if (measuring) latency.offer.push(now - Number(mark[2]))
+      if (measuring) {
+        latency.offer.push(now - Number(mark[2]))
+        noteSlow(now, now - Number(mark[2]))
+      }
       if (seq) {
         if (!offerRecipients.has(seq)) offerRecipients.set(seq, new Set())
         const recipients = offerRecipients.get(seq)
@@ -457,7 +484,10 @@ function createAudience (n, trackerUrl) {
       if (offer.infoHash !== infoHash) problem(problems.surprises, { viewer: viewer.index, what: 'answer with another info_hash than its offer' })
       if (message.peer_id === viewer.peerId) problem(problems.surprises, { viewer: viewer.index, what: 'answer from itself' })
       viewer.offers.delete(message.offer_id)
-      if (measuring && mark) latency.answer.push(now - Number(mark[2]))
+      if (measuring && mark) {
+        latency.answer.push(now - Number(mark[2]))
+        noteSlow(now, now - Number(mark[2]))
+      }
       return
     }
     // The reply to an announce.
@@ -468,7 +498,10 @@ function createAudience (n, trackerUrl) {
     }
     const { at } = queue.shift()
     if (queue.length === 0) viewer.pending.delete(infoHash)
-    if (measuring) latency.reply.push(now - at)
+    if (measuring) {
+      latency.reply.push(now - at)
+      noteSlow(now, now - at)
+    }
     if (typeof message.complete !== 'number' || typeof message.incomplete !== 'number' || typeof message.interval !== 'number') {
       problem(problems.surprises, { viewer: viewer.index, what: 'reply without complete/incomplete/interval', text: text.slice(0, 200) })
     }
@@ -476,7 +509,8 @@ function createAudience (n, trackerUrl) {
 
   async function connect (viewer) {
     const started = performance.now()
-    const socket = new WebSocket(trackerUrl, { handshakeTimeout: CONNECT_TIMEOUT_MS })
+    // Browsers offer permessage-deflate; --deflate off does not.
+    const socket = new WebSocket(trackerUrl, { handshakeTimeout: CONNECT_TIMEOUT_MS, perMessageDeflate: deflate && { concurrencyLimit: ZLIB_CONCURRENCY } })
     viewer.socket = socket
     socket.on('message', (data, isBinary) => {
       if (isBinary) problem(problems.surprises, { viewer: viewer.index, what: 'binary frame from the tracker' })
@@ -516,7 +550,11 @@ function createAudience (n, trackerUrl) {
     later,
     model,
     send,
-    startMeasuring: () => { measuring = true },
+    slowestBySecond,
+    startMeasuring: () => {
+      measuring = true
+      measureStartedAt = performance.now()
+    },
     stopMeasuring: () => { measuring = false },
     /** No new actions from here on; pending timers are dropped. */
     quiesce: () => {
@@ -540,14 +578,14 @@ async function fetchJson (url) {
   return JSON.parse(text)
 }
 
-async function runOnce (origin, trackerKind, viewerCount) {
-  log(`${trackerKind} tracker, ${viewerCount} viewers: starting`)
+async function runOnce (origin, trackerKind, viewerCount, deflate) {
+  log(`${trackerKind} tracker, ${viewerCount} viewers, permessage-deflate ${deflate ? 'offered' : 'not offered'}: starting`)
   const npm = trackerKind === 'npm' ? await startNpmTracker() : null
   const vars = { UPSTREAM: origin.url, BENCH_ENDPOINTS: 'true' }
   if (npm) vars.TRACKERS = npm.url
   let worker
   let audience
-  const run = { tracker: trackerKind, viewers: viewerCount, direct: DIRECT, loadavgAtStart: os.loadavg() }
+  const run = { tracker: trackerKind, viewers: viewerCount, deflateOffered: deflate, direct: DIRECT, loadavgAtStart: os.loadavg() }
   try {
     worker = await startWorker({ vars, log: flags.log ?? false })
     const base = DIRECT ? await directUrl(worker) : worker.url
@@ -588,7 +626,7 @@ async function runOnce (origin, trackerKind, viewerCount) {
     const memBefore = sampleProcesses(serverPids)
 
     // Sockets, CONNECT_BATCH at a time.
-    audience = createAudience(viewerCount, trackerUrl)
+    audience = createAudience(viewerCount, trackerUrl, deflate)
     const connectStarted = performance.now()
     for (let i = 0; i < viewerCount; i += CONNECT_BATCH) {
       await Promise.all(audience.viewers.slice(i, i + CONNECT_BATCH).map(v => audience.connect(v)))
@@ -664,11 +702,15 @@ async function runOnce (origin, trackerKind, viewerCount) {
     audience.startMeasuring()
     const statsAtMeasure = statsUrl ? await fetchJson(statsUrl) : null
     let peakRss = rssOf(memConnected)
+    /** Tracker process RSS in MB, each SAMPLE_EVERY_MS of the measured window: does it level off? */
+    const rssSeries = []
     const peakSocketsSeen = { sockets: statsConnected?.sockets ?? null, peers: null, swarms: null }
     const measureEnd = measureStarted + SECONDS * 1000
     while (performance.now() < measureEnd) {
       await sleep(Math.min(SAMPLE_EVERY_MS, measureEnd - performance.now()))
-      peakRss = Math.max(peakRss, rssOf(sampleProcesses(serverPids)))
+      const rss = rssOf(sampleProcesses(serverPids))
+      rssSeries.push(Math.round(rss / 2 ** 20))
+      peakRss = Math.max(peakRss, rss)
     }
     audience.stopMeasuring()
     const measuredSeconds = (performance.now() - measureStarted) / 1000
@@ -756,6 +798,8 @@ async function runOnce (origin, trackerKind, viewerCount) {
       offerRelayMs: summary(latency.offer),
       answerRelayMs: summary(latency.answer),
       replyMs: summary(latency.reply),
+      slowestMsBySecond: audience.slowestBySecond,
+      rssMbSeries: rssSeries,
       unansweredAnnounces: audience.unansweredAnnounces(),
       problems: {
         failures: problems.failures.length,
@@ -808,11 +852,14 @@ const runs = []
 try {
   for (const viewers of VIEWER_COUNTS) {
     for (const tracker of TRACKERS) {
-      try {
-        runs.push(await runOnce(origin, tracker, viewers))
-      } catch (error) {
-        log(`  run failed: ${error.stack ?? error}`)
-        runs.push({ tracker, viewers, failed: String(error.message ?? error).split('\n')[0] })
+      // The npm tracker declines permessage-deflate: one run is all there is.
+      for (const deflate of tracker === 'npm' ? DEFLATES.slice(0, 1) : DEFLATES) {
+        try {
+          runs.push(await runOnce(origin, tracker, viewers, deflate === 'on'))
+        } catch (error) {
+          log(`  run failed: ${error.stack ?? error}`)
+          runs.push({ tracker, viewers, deflateOffered: deflate === 'on', failed: String(error.message ?? error).split('\n')[0] })
+        }
       }
     }
   }
@@ -823,7 +870,8 @@ try {
 const f = (v, d = 1) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : 'n/a')
 const mb = bytes => f(bytes / 2 ** 20, 1)
 const pcts = s => `${f(s.p50)} / ${f(s.p95)} / ${f(s.p99)}`
-const label = r => (r.tracker === 'builtin' ? 'built-in (Durable Object)' : 'npm bittorrent-tracker')
+const label = r => (r.tracker === 'builtin' ? 'built-in (Durable Object)' : 'npm bittorrent-tracker') +
+  (r.failed ? '' : r.extensions === 'none' ? ', uncompressed' : `, ${r.extensions.split(';')[0]}`)
 const problemsOf = r => r.problems.failures + r.problems.closes + r.problems.socketErrors + r.problems.surprises + r.problems.scrapeMismatches
 
 console.log(`WebTorrent tracker under load: simulated viewers (one WebSocket each, ws ${JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/ws/package.json'), 'utf8')).version}) on a live feed ` +
@@ -864,11 +912,12 @@ for (const r of runs) {
   const agree = c.tracker ? (c.tracker.in === c.client.sent && c.tracker.out === c.client.received ? 'agree' : 'DISAGREE') : 'n/a (no stats endpoint)'
   console.log(`- ${label(r)}, ${r.viewers} viewers: ${r.segmentsMeasured} segments in ${f(r.measuredSeconds, 0)} s; sent by kind ${JSON.stringify(r.counts.sentByKind)}, ` +
     `received ${JSON.stringify(r.counts.receivedByKind)}; ${f(r.bytesInPerSecond / 1024, 0)} KiB/s in, ${f(r.bytesOutPerSecond / 1024, 0)} KiB/s out; ` +
-    `whole run, client sent/received ${c.client.sent}/${c.client.received}, tracker counted in/out ${c.tracker ? `${c.tracker.in}/${c.tracker.out}` : 'n/a'}: ${agree}` +
+    `WebSocket extensions ${r.extensions}; whole run, client sent/received ${c.client.sent}/${c.client.received}, tracker counted in/out ${c.tracker ? `${c.tracker.in}/${c.tracker.out}` : 'n/a'}: ${agree}` +
+    `; tracker RSS over the window ${r.rssMbSeries[0] ?? 'n/a'} -> ${r.rssMbSeries.at(-1) ?? 'n/a'} MB` +
     `${Object.keys(r.unansweredAnnounces).length ? `; announces without reply ${JSON.stringify(r.unansweredAnnounces)}` : ''}; load average ${r.loadavgAtStart.map(x => x.toFixed(2)).join(' ')} at start`)
   for (const [what, list] of Object.entries(r.problems.samples)) for (const s of list.slice(0, 3)) console.log(`  ${what}: ${JSON.stringify(s).slice(0, 300)}`)
 }
-if (flags.json) writeFileSync(flags.json, JSON.stringify({ options: { VIEWER_COUNTS, SECONDS, TRACKERS, OFFERS_MIN, OFFERS_MAX, ANSWER_SHARE, COMPLETE_MIN_MS, COMPLETE_MAX_MS, RAMP_SEGMENTS, DIRECT }, runs }, null, 2))
+if (flags.json) writeFileSync(flags.json, JSON.stringify({ options: { VIEWER_COUNTS, SECONDS, TRACKERS, OFFERS_MIN, OFFERS_MAX, ANSWER_SHARE, COMPLETE_MIN_MS, COMPLETE_MAX_MS, RAMP_SEGMENTS, DIRECT, DEFLATES }, runs }, null, 2))
 const bad = runs.filter(r => r.failed || problemsOf(r) > 0 || (r.totals.tracker && (r.totals.tracker.in !== r.totals.client.sent || r.totals.tracker.out !== r.totals.client.received)))
 console.log(`- result: ${bad.length ? `${bad.length} run(s) with failures, closes, surprises or disagreeing counts -> FAIL` : 'ok'}`)
 process.exitCode = bad.length ? 1 : 0
