@@ -31,6 +31,18 @@ export const PRICES = {
   kvWritesIncluded: 1e6,
   perMillionKvWrites: 5.0
 }
+// Durable Objects (the built-in tracker), read 2026-12-01 from
+// developers.cloudflare.com/durable-objects/platform/pricing: requests
+// (HTTP, RPC, WebSocket messages received, billed 20:1) and duration while an
+// object is active (128 MB each; a hibernated one is not billed).
+export const DO_PRICES = {
+  requestsIncluded: 1e6,
+  perMillionRequests: 0.15,
+  wsMessagesPerRequest: 20,
+  gbSecondsIncluded: 400_000,
+  perMillionGbSeconds: 12.50,
+  objectGb: 0.128
+}
 export const LIMITS = {
   freeRequestsPerDay: 100_000,
   freeKvWritesPerDay: 1_000,
@@ -62,6 +74,23 @@ export const MEASURED = {
   // playlist made with it.
   opsPerPollUncached: 1.54,
   opsPerPlaylistMadeCached: 6.2
+}
+
+/**
+ * The built-in tracker, measured (docs/scale.md, "The built-in tracker"):
+ * messages a viewer's socket sends to the tracker and receives from it per
+ * minute, with 2 s segments, and what one object relays per second at most
+ * on this machine (its throughput limit: it is single-threaded).
+ */
+export const MEASURED_TRACKER = {
+  messagesInPerViewerMinute: 120,
+  messagesOutPerViewerMinute: 150,
+  objectMessagesPerSecond: 10_000,
+  // Keep an object under this share of its measured throughput.
+  objectHeadroom: 0.5,
+  // An average viewing session, an assumption: one WebSocket (one worker
+  // request and one object request) per session.
+  sessionMinutes: 30
 }
 
 /** Spread of viewers, an assumption: active locations and isolates per location. */
@@ -127,6 +156,55 @@ export function model ({ viewers, segmentSeconds = 2, window = 6, share = 0.8, t
     kvReadKeysPerMonth: month(kvReadKeys), kvWritesPerMonth: month(kvWrites), cpuMsPerMonth: month(cpuMs),
     cost, perViewerHour: cost.total / (viewers * MINUTES_PER_MONTH / 60),
     limits, firstPaidLimit: firstPaid?.name ?? 'none of those listed'
+  }
+}
+
+/**
+ * What the built-in tracker costs for `viewers` of one stream (one
+ * rendition): objects needed, object requests (WebSocket messages received
+ * count 1/20; connections and the worker's registrations count 1), duration
+ * (an object with viewers is never idle long enough to hibernate), money.
+ */
+export function trackerModel ({ viewers, segmentSeconds = 2, isolatesMaking = 4, tracker = MEASURED_TRACKER }) {
+  // Messages scale with segments per minute; measured with 2 s segments.
+  const perSegmentRate = 2 / segmentSeconds
+  const inPerViewerMinute = tracker.messagesInPerViewerMinute * perSegmentRate
+  const outPerViewerMinute = tracker.messagesOutPerViewerMinute * perSegmentRate
+  const messagesPerSecond = viewers * (inPerViewerMinute + outPerViewerMinute) / 60
+  const viewersPerObject = Math.floor(tracker.objectMessagesPerSecond * tracker.objectHeadroom * 60 / (inPerViewerMinute + outPerViewerMinute))
+  const shards = Math.max(1, Math.ceil(viewers / viewersPerObject))
+  const connectsPerMinute = viewers / tracker.sessionMinutes
+  // Per new segment: one registration from each isolate making playlists
+  // (to shard 0), and shard 0 passing it on to each other shard.
+  const registrationsPerMinute = (60 / segmentSeconds) * (isolatesMaking + shards - 1)
+  const month = x => x * MINUTES_PER_MONTH
+  const objectRequests = month(viewers * inPerViewerMinute / DO_PRICES.wsMessagesPerRequest + connectsPerMinute + registrationsPerMinute)
+  const gbSeconds = shards * DO_PRICES.objectGb * MINUTES_PER_MONTH * 60
+  const over = (used, included, perMillion) => Math.max(0, used - included) / 1e6 * perMillion
+  const cost = {
+    objectRequests: over(objectRequests, DO_PRICES.requestsIncluded, DO_PRICES.perMillionRequests),
+    duration: over(gbSeconds, DO_PRICES.gbSecondsIncluded, DO_PRICES.perMillionGbSeconds),
+    workerRequests: month(connectsPerMinute) / 1e6 * PRICES.perMillionRequests
+  }
+  cost.total = cost.objectRequests + cost.duration + cost.workerRequests
+  return {
+    viewers, inPerViewerMinute, outPerViewerMinute, messagesPerSecond, viewersPerObject, shards,
+    objectRequestsPerMonth: objectRequests, gbSecondsPerMonth: gbSeconds, cost,
+    perViewerHour: cost.total / (viewers * MINUTES_PER_MONTH / 60)
+  }
+}
+
+function printTracker (options) {
+  console.log('| viewers of one stream | tracker messages per viewer-minute, in / out | messages/s, all viewers | viewers per object (at ' +
+    `${MEASURED_TRACKER.objectHeadroom * 100}% of ${count(MEASURED_TRACKER.objectMessagesPerSecond)} msg/s) | TRACKER_SHARDS | object requests/month | GB-s/month | $/month: object requests + duration + WebSocket worker requests = total | $ per 1,000 viewer-hours | share of the worker's own cost |`)
+  console.log('|---|---|---|---|---|---|---|---|---|---|')
+  for (const viewers of [1000, 10000, 100000]) {
+    const worker = model({ ...options, viewers, cached: true })
+    const t = trackerModel({ viewers, segmentSeconds: options.segmentSeconds, isolatesMaking: worker.locations * worker.isolates })
+    const c = t.cost
+    console.log(`| ${count(viewers)} | ${t.inPerViewerMinute.toFixed(0)} / ${t.outPerViewerMinute.toFixed(0)} | ${count(t.messagesPerSecond)} | ${count(t.viewersPerObject)} | ${t.shards} | ` +
+      `${count(t.objectRequestsPerMonth)} | ${count(t.gbSecondsPerMonth)} | ${money(c.objectRequests)} + ${money(c.duration)} + ${money(c.workerRequests)} = **${money(c.total)}** | ` +
+      `${money(t.perViewerHour * 1000)} | ${(100 * c.total / worker.cost.total).toFixed(1)}% |`)
   }
 }
 
@@ -216,6 +294,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   printScales(options)
   console.log('')
   printTarget(options)
+  console.log('')
+  printTracker(options)
   if (values.sensitivity) {
     console.log('')
     printSensitivity(options)

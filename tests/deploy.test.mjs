@@ -19,7 +19,9 @@ test('wrangler deploy --dry-run accepts the configuration and the bundle fits th
     const output = stdout + stderr
     assert.match(output, /env\.SEGMENTS .*KV Namespace/)
     assert.match(output, /env\.UPSTREAM /)
-    assert.match(output, /env\.TRACKERS /)
+    // TRACKERS is unset: magnets name the worker's own tracker, this object.
+    assert.match(output, /env\.TRACKER \(StreamTracker\) .*Durable Object/)
+    assert.doesNotMatch(output, /env\.TRACKERS /)
     const [, gzipKiB] = output.match(/Total Upload: [\d.]+ KiB \/ gzip: ([\d.]+) KiB/)
     console.log(`upload size, gzip: ${gzipKiB} KiB`)
     assert.ok(Number(gzipKiB) < 3 * 1024, 'under the 3 MB gzip limit of the free plan')

@@ -63,7 +63,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, meter: &Meter) -> Result<
     let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))?;
     meter.expose(config.bench_endpoints);
     let tracker = match config.trackers {
-        Trackers::BuiltIn => env.durable_object("TRACKER").ok(),
+        Trackers::BuiltIn => env.durable_object(tracker_object::TRACKER_BINDING).ok(),
         Trackers::External(_) => None,
     };
     let site = Site {

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use worker::js_sys::{self, Object, Reflect};
-use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{
     durable_object, DurableObject, Env, ListOptions, Method, Request, Response, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
@@ -15,7 +15,26 @@ use worker::{
 
 use crate::config::TrackerLimits;
 use crate::torrent::Id20;
-use crate::tracker::{Effects, SocketId, SocketRecord, Tracker};
+use crate::tracker::{shard_name, Effects, SocketId, SocketRecord, Tracker};
+
+/// The Durable Object binding of the built-in tracker (`wrangler.toml`).
+pub const TRACKER_BINDING: &str = "TRACKER";
+
+/// Sends `POST /register` with `body` to the object `name`.
+pub async fn send_registration(namespace: &worker::ObjectNamespace, name: &str, body: &RegisterBody) -> Result<(), String> {
+    let stub = namespace.id_from_name(name).and_then(|id| id.get_stub()).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string(body).map_err(|e| e.to_string())?;
+    let headers = worker::Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let mut init = worker::RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(&text)));
+    let request = Request::new_with_init("https://tracker/register", &init).map_err(|e| e.to_string())?;
+    let response = stub.fetch_with_request(request).await.map_err(|e| e.to_string())?;
+    match response.status_code() {
+        200 => Ok(()),
+        status => Err(format!("answered {status}")),
+    }
+}
 
 /// Storage keys of issued info-hashes: `ih:<hex>` -> registration time (ms).
 const ISSUED_PREFIX: &str = "ih:";
@@ -33,6 +52,7 @@ pub struct RegisterBody {
 #[durable_object]
 pub struct StreamTracker {
     state: State,
+    env: Env,
     limits: TrackerLimits,
     issued_ttl_ms: f64,
     /// Built on the first event after the object (re)started: swarms from
@@ -117,12 +137,41 @@ impl StreamTracker {
             let keys: Vec<String> = batch.iter().map(|h| format!("{ISSUED_PREFIX}{}", h.to_hex())).collect();
             storage.delete_multiple(keys).await?;
         }
+        self.pass_on(&registration.written).await;
         let issued = self.live.borrow().as_ref().map_or(0, |l| l.tracker.issued_count());
         Response::from_json(&serde_json::json!({
             "issued": issued,
             "written": registration.written.len(),
             "dropped": registration.dropped.len(),
         }))
+    }
+
+    /// Shard 0 of a stream passes what is new to it on to the other shards,
+    /// so the worker's isolates register with one object, not every shard.
+    async fn pass_on(&self, written: &[Id20]) {
+        let shards = self.limits.shards;
+        let Some(name) = self.state.id().name() else { return };
+        let Some(stream) = name.strip_suffix("/0") else { return };
+        if shards < 2 || written.is_empty() {
+            return;
+        }
+        let body = RegisterBody { info_hashes: written.iter().map(Id20::to_hex).collect() };
+        let Ok(namespace) = self.env.durable_object(TRACKER_BINDING) else { return };
+        let sends = (1..shards).map(|shard| {
+            let (namespace, body) = (&namespace, &body);
+            async move {
+                let mut last_error = String::new();
+                // One retry: a shard that misses a segment refuses its announces.
+                for _ in 0..2 {
+                    match send_registration(namespace, &shard_name(stream, shard), body).await {
+                        Ok(()) => return,
+                        Err(e) => last_error = e,
+                    }
+                }
+                worker::console_warn!("live-torrent tracker: shard {shard} of {stream} missed a registration: {last_error}");
+            }
+        });
+        futures_util::future::join_all(sends).await;
     }
 
     async fn accept(&self) -> worker::Result<Response> {
@@ -163,6 +212,23 @@ impl StreamTracker {
         }
     }
 
+    /// Resets the object as a crash or a deploy would (`ctx.abort()`): the
+    /// runtime drops its memory and closes its sockets; storage stays. Only
+    /// reachable with `BENCH_ENDPOINTS=true`, for the restart tests.
+    fn restart(&self) -> worker::Result<Response> {
+        let state: &JsValue = self.state.as_raw().as_ref();
+        let abort = Reflect::get(state, &JsValue::from_str("abort"))?;
+        let abort: &js_sys::Function = abort.dyn_ref().ok_or("ctx.abort is not available")?;
+        // Called from the event loop, not from inside this wasm call: the
+        // error abort() throws must not unwind through Rust frames.
+        let reason = JsValue::from_str("restart requested by /_lt/tracker/<stream>/restart");
+        let later = abort.bind1(state, &reason);
+        let set_timeout = Reflect::get(&js_sys::global(), &JsValue::from_str("setTimeout"))?;
+        let set_timeout: &js_sys::Function = set_timeout.dyn_ref().ok_or("setTimeout is not available")?;
+        set_timeout.call2(&JsValue::UNDEFINED, &later, &JsValue::from_f64(0.0))?;
+        Response::ok("restarting\n")
+    }
+
     fn socket_of(ws: &WebSocket) -> Option<SocketId> {
         ws.deserialize_attachment::<SocketRecord>().ok().flatten().map(|r| r.socket)
     }
@@ -189,7 +255,7 @@ impl DurableObject for StreamTracker {
             TrackerLimits::from_lookup(|_| None).expect("the defaults are valid")
         });
         let ttl_seconds = lookup("RECORD_TTL_SECONDS").and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(86_400.0);
-        StreamTracker { state, limits, issued_ttl_ms: ttl_seconds.max(60.0) * 1000.0, live: RefCell::new(None) }
+        StreamTracker { state, env, limits, issued_ttl_ms: ttl_seconds.max(60.0) * 1000.0, live: RefCell::new(None) }
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
@@ -200,6 +266,9 @@ impl DurableObject for StreamTracker {
         }
         if path == "/register" && req.method() == Method::Post {
             return self.register(req).await;
+        }
+        if path == "/restart" && req.method() == Method::Post {
+            return self.restart();
         }
         if path.ends_with("/stats") {
             self.wake().await?;

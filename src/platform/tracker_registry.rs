@@ -1,16 +1,14 @@
-//! Telling a stream's tracker objects which info-hashes its playlist
-//! carries, so they track those and nothing else (docs/tracker.md, "Only
-//! issued info-hashes"). An isolate sends a stream's set only when it
-//! changed since it last sent it: about once a segment.
+//! Telling a stream's tracker which info-hashes its playlist carries, so it
+//! tracks those and nothing else (docs/tracker.md, "Only issued
+//! info-hashes"). An isolate sends a stream's set to the stream's shard 0
+//! only when it changed since it last sent it: about once a segment. Shard 0
+//! passes what is new on to the other shards.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use worker::{Headers, Method, Request, RequestInit};
-
 use super::timing::within;
-use super::tracker_object::RegisterBody;
-use super::tracker_route::stub;
+use super::tracker_object::{send_registration, RegisterBody};
 use super::Site;
 use crate::tracker::shard_name;
 use crate::torrent::Id20;
@@ -34,7 +32,7 @@ fn fingerprint(hashes: &[Id20]) -> Id20 {
     Id20::digest(&bytes)
 }
 
-/// Registers `hashes` for `stream` on every shard, unless this isolate
+/// Registers `hashes` for `stream` with its shard 0, unless this isolate
 /// already did. Failures are logged; the playlist is served regardless.
 pub async fn register(site: &Site, stream: &str, hashes: &[Id20]) {
     let Some(namespace) = site.tracker.as_ref() else { return };
@@ -45,41 +43,18 @@ pub async fn register(site: &Site, stream: &str, hashes: &[Id20]) {
     if REGISTERED.with(|r| r.borrow().get(stream) == Some(&print)) {
         return;
     }
-    let body = match serde_json::to_string(&RegisterBody { info_hashes: hashes.iter().map(Id20::to_hex).collect() }) {
-        Ok(body) => body,
-        Err(_) => return,
-    };
-    let shards = site.config.tracker_limits.shards;
-    let sends = (0..shards).map(|shard| {
-        let body = body.clone();
-        async move {
-            let stub = stub(namespace, &shard_name(stream, shard)).map_err(|e| e.to_string())?;
-            let headers = Headers::new();
-            let _ = headers.set("content-type", "application/json");
-            let mut init = RequestInit::new();
-            init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
-            let request = Request::new_with_init("https://tracker/register", &init).map_err(|e| e.to_string())?;
-            let response = stub.fetch_with_request(request).await.map_err(|e| e.to_string())?;
-            match response.status_code() {
-                200 => Ok(()),
-                status => Err(format!("answered {status}")),
-            }
-        }
-    });
-    site.meter.count(|ops| ops.tracker_registrations += u64::from(shards));
-    match within(REGISTER_TIMEOUT_MS, futures_util::future::join_all(sends)).await {
-        Some(results) if results.iter().all(Result::is_ok) => REGISTERED.with(|r| {
+    let body = RegisterBody { info_hashes: hashes.iter().map(Id20::to_hex).collect() };
+    // Shard 0 passes new info-hashes on to the stream's other shards.
+    site.meter.count(|ops| ops.tracker_registrations += 1);
+    match within(REGISTER_TIMEOUT_MS, send_registration(namespace, &shard_name(stream, 0), &body)).await {
+        Some(Ok(())) => REGISTERED.with(|r| {
             let mut registered = r.borrow_mut();
             if registered.len() >= MAX_REMEMBERED_STREAMS {
                 registered.clear();
             }
             registered.insert(stream.to_string(), print);
         }),
-        Some(results) => {
-            for error in results.into_iter().filter_map(Result::err) {
-                worker::console_warn!("live-torrent: tracker registration for {stream}: {error}");
-            }
-        }
+        Some(Err(error)) => worker::console_warn!("live-torrent: tracker registration for {stream}: {error}"),
         None => worker::console_warn!("live-torrent: tracker registration for {stream} took over {REGISTER_TIMEOUT_MS} ms"),
     }
 }

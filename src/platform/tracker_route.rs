@@ -15,16 +15,18 @@ pub async fn serve(req: Request, site: &Site, url: &Url) -> Result<Response, App
         return Err(AppError::NotFound("the built-in tracker is off (TRACKERS is set)".into()));
     }
     let rest = url.path().strip_prefix(TRACKER_PREFIX).unwrap_or_default();
-    let (stream, stats) = match rest.strip_suffix("/stats") {
-        Some(stream) => (stream, true),
-        None => (rest, false),
+    let (stream, action) = match rest.split_once('/') {
+        Some((stream, action)) => (stream, Some(action)),
+        None => (rest, None),
     };
     if !is_stream_id(stream) {
         return Err(AppError::NotFound(format!("no tracker {TRACKER_PREFIX}{rest}; streams are 16 hex digits")));
     }
     let namespace = site.tracker.as_ref().ok_or_else(|| AppError::Internal("no TRACKER Durable Object binding".into()))?;
-    if stats {
-        if !site.config.bench_endpoints {
+    if let Some(action) = action {
+        // Measurement and test hooks: the object's counters, and a restart
+        // as a crash or a deploy would cause one.
+        if !site.config.bench_endpoints || !matches!(action, "stats" | "restart") {
             return Err(AppError::NotFound(url.path().to_string()));
         }
         let shard = url
@@ -33,6 +35,12 @@ pub async fn serve(req: Request, site: &Site, url: &Url) -> Result<Response, App
             .and_then(|(_, v)| v.parse::<u32>().ok())
             .unwrap_or(0);
         let stub = stub(namespace, &shard_name(stream, shard))?;
+        if action == "restart" {
+            let mut init = worker::RequestInit::new();
+            init.with_method(worker::Method::Post);
+            let request = Request::new_with_init("https://tracker/restart", &init).map_err(|e| AppError::Internal(e.to_string()))?;
+            return stub.fetch_with_request(request).await.map_err(|e| AppError::Internal(e.to_string()));
+        }
         return stub.fetch_with_str("https://tracker/stats").await.map_err(|e| AppError::Internal(e.to_string()));
     }
     let upgrade = req.headers().get("upgrade").ok().flatten().unwrap_or_default();
