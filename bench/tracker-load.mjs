@@ -258,6 +258,63 @@ async function directUrl (worker) {
   throw new Error('--direct: found no workerd socket behind wrangler\'s proxy that answers /_lt/health')
 }
 
+/**
+ * The worker's isolate seen through wrangler's inspector (DevTools protocol;
+ * the Durable Object runs in the same isolate under wrangler dev): V8 heap
+ * used, and the WebAssembly memory the Rust tracker's state lives in (not part
+ * of the V8 heap; Workers count both against the isolate's 128 MB). null
+ * where the inspector cannot be reached.
+ */
+async function inspectIsolate (worker) {
+  try {
+    const args = readFileSync(`/proc/${worker.pid}/cmdline`, 'utf8').split('\0')
+    const port = args[args.indexOf('--inspector-port') + 1]
+    const targets = await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(5000) }).then(r => r.json())
+    const url = targets[0]?.webSocketDebuggerUrl
+    if (!url || !/^ws:\/\/127\.0\.0\.1:/.test(url)) return null
+    const socket = new WebSocket(url, { perMessageDeflate: false })
+    await once(socket, 'open')
+    let nextId = 0
+    let contextId = null
+    const waiting = new Map()
+    socket.on('message', data => {
+      const message = JSON.parse(data.toString())
+      if (message.method === 'Runtime.executionContextCreated') contextId = message.params.context.id
+      if (message.id && waiting.has(message.id)) {
+        waiting.get(message.id)(message)
+        waiting.delete(message.id)
+      }
+    })
+    const call = (method, params = {}) => new Promise((resolve, reject) => {
+      const id = ++nextId
+      const timer = setTimeout(() => { waiting.delete(id); reject(new Error(`inspector: ${method} timed out`)) }, 10_000)
+      waiting.set(id, message => { clearTimeout(timer); message.error ? reject(new Error(message.error.message)) : resolve(message.result) })
+      socket.send(JSON.stringify({ id, method, params }))
+    })
+    await call('Runtime.enable')
+    for (let i = 0; i < 20 && contextId === null; i++) await sleep(100)
+    return {
+      /** V8 heap used, MB (cheap). */
+      heapMb: async () => (await call('Runtime.getHeapUsage')).usedSize / 2 ** 20,
+      /** Heap and WebAssembly memory, MB (queryObjects walks the heap: not for every second). */
+      full: async () => {
+        const heap = await call('Runtime.getHeapUsage')
+        const proto = await call('Runtime.evaluate', { expression: 'WebAssembly.Memory.prototype', contextId })
+        const found = await call('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId })
+        const sizes = await call('Runtime.callFunctionOn', {
+          objectId: found.objects.objectId, returnByValue: true,
+          functionDeclaration: 'function () { return this.map(m => m.buffer.byteLength) }'
+        })
+        return { heapMb: heap.usedSize / 2 ** 20, wasmMb: sizes.result.value.reduce((a, b) => a + b, 0) / 2 ** 20 }
+      },
+      close: () => socket.close()
+    }
+  } catch (error) {
+    log(`  inspector not available: ${error.message}`)
+    return null
+  }
+}
+
 /** scripts/tracker.mjs in a process of its own, so its CPU and memory can be read. */
 async function startNpmTracker () {
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts', 'tracker.mjs'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -585,6 +642,7 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
   if (npm) vars.TRACKERS = npm.url
   let worker
   let audience
+  let isolate = null
   const run = { tracker: trackerKind, viewers: viewerCount, deflateOffered: deflate, direct: DIRECT, loadavgAtStart: os.loadavg() }
   try {
     worker = await startWorker({ vars, log: flags.log ?? false })
@@ -624,6 +682,9 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
     const rssOf = sample => Object.values(sample).reduce((a, s) => a + (s.rss ?? 0), 0)
     const cpuOf = (a, b) => Object.entries(b).reduce((sum, [pid, s]) => sum + (a[pid] ? s.cpuSeconds - a[pid].cpuSeconds : 0), 0)
     const memBefore = sampleProcesses(serverPids)
+    isolate = npm ? null : await inspectIsolate(worker)
+    const isolateOf = async () => isolate?.full().catch(error => { log(`  inspector: ${error.message}`); return null }) ?? null
+    const isolateBefore = await isolateOf()
 
     // Sockets, CONNECT_BATCH at a time.
     audience = createAudience(viewerCount, trackerUrl, deflate)
@@ -636,6 +697,7 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
     run.extensions = audience.viewers[0].socket.extensions || 'none'
     await sleep(1000)
     const memConnected = sampleProcesses(serverPids)
+    const isolateConnected = await isolateOf()
     const statsConnected = statsUrl ? await fetchJson(statsUrl) : null
     log(`  ${viewerCount} sockets open in ${run.connectSeconds.toFixed(1)} s (p50 ${run.connectMs.p50?.toFixed(1)} ms); ` +
       `extensions: ${run.extensions}${statsConnected ? `; tracker sees ${statsConnected.sockets} sockets` : ''}`)
@@ -702,6 +764,7 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
     audience.startMeasuring()
     const statsAtMeasure = statsUrl ? await fetchJson(statsUrl) : null
     let peakRss = rssOf(memConnected)
+    let peakHeapMb = isolateConnected?.heapMb ?? 0
     /** Tracker process RSS in MB, each SAMPLE_EVERY_MS of the measured window: does it level off? */
     const rssSeries = []
     const peakSocketsSeen = { sockets: statsConnected?.sockets ?? null, peers: null, swarms: null }
@@ -711,6 +774,8 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
       const rss = rssOf(sampleProcesses(serverPids))
       rssSeries.push(Math.round(rss / 2 ** 20))
       peakRss = Math.max(peakRss, rss)
+      const heap = await isolate?.heapMb().catch(() => null)
+      if (typeof heap === 'number') peakHeapMb = Math.max(peakHeapMb, heap)
     }
     audience.stopMeasuring()
     const measuredSeconds = (performance.now() - measureStarted) / 1000
@@ -728,6 +793,7 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
     audience.quiesce()
     await sleep(GRACE_MS)
     const memEnd = sampleProcesses(serverPids)
+    const isolateEnd = await isolateOf()
     const statsEnd = statsUrl ? await fetchJson(statsUrl) : null
 
     // Scrape check: one viewer asks for the swarms of the window.
@@ -766,6 +832,7 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
     }
     await sleep(1000)
     const memClosed = sampleProcesses(serverPids)
+    const isolateClosed = await isolateOf()
 
     // --- numbers ---
     const { counts, latency, problems } = audience
@@ -822,6 +889,11 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
         end: rssOf(memEnd),
         afterClose: rssOf(memClosed)
       },
+      // MB; null for the npm tracker or without the inspector.
+      isolate: isolate && {
+        heap: { before: isolateBefore?.heapMb, connected: isolateConnected?.heapMb, peak: peakHeapMb, end: isolateEnd?.heapMb, afterClose: isolateClosed?.heapMb },
+        wasm: { before: isolateBefore?.wasmMb, connected: isolateConnected?.wasmMb, end: isolateEnd?.wasmMb, afterClose: isolateClosed?.wasmMb }
+      },
       serverCpuSeconds: cpuOf(pick(cpuAtMeasure, serverPids), pick(cpuAtEnd, serverPids)),
       proxyCpuSeconds: proxyPids.length ? cpuOf(pick(cpuAtMeasure, proxyPids), pick(cpuAtEnd, proxyPids)) : null,
       generatorCpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6,
@@ -836,6 +908,7 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
     if (unanswered.length) log(`  announces without a reply: ${unanswered.map(([e, n]) => `${e} ${n}`).join(', ')}`)
     return run
   } finally {
+    isolate?.close()
     audience?.quiesce()
     for (const v of audience?.viewers ?? []) v.socket?.terminate()
     await worker?.stop()
@@ -894,13 +967,14 @@ for (const r of runs) {
     `${pcts(r.offerRelayMs)} | ${pcts(r.answerRelayMs)} | ${pcts(r.replyMs)} | ${p.failures} / ${p.closes} / ${p.socketErrors} / ${p.surprises} / ${p.scrapeMismatches} |`)
 }
 console.log('')
-console.log('| tracker | viewers | tracker process RSS MB: before / sockets open / peak / end / after close | tracker CPU s in the window (share of one core) | dev proxy CPU (share) | load generator CPU (share) | machine busy (2 cores) | event-loop delay p99 / max ms | sockets open in s (connect p50 / p99 ms) |')
-console.log('|---|---|---|---|---|---|---|---|---|')
+console.log('| tracker | viewers | tracker process RSS MB: before / sockets open / peak / end / after close | isolate V8 heap MB: before / open / peak / end; wasm memory MB: before / end | tracker CPU s in the window (share of one core) | dev proxy CPU (share) | load generator CPU (share) | machine busy (2 cores) | event-loop delay p99 / max ms | sockets open in s (connect p50 / p99 ms) |')
+console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const r of runs) {
   if (r.failed) continue
   const m = r.memory
   const share = s => `${f(100 * s / r.measuredSeconds, 0)}%`
   console.log(`| ${label(r)} | ${r.viewers} | ${mb(m.before)} / ${mb(m.connected)} / ${mb(m.peak)} / ${mb(m.end)} / ${mb(m.afterClose)} | ` +
+    `${r.isolate ? `${f(r.isolate.heap.before)} / ${f(r.isolate.heap.connected)} / ${f(r.isolate.heap.peak)} / ${f(r.isolate.heap.end)}; ${f(r.isolate.wasm.before)} / ${f(r.isolate.wasm.end)}` : 'n/a'} | ` +
     `${f(r.serverCpuSeconds, 1)} (${share(r.serverCpuSeconds)}) | ${r.proxyCpuSeconds === null ? 'n/a' : `${f(r.proxyCpuSeconds, 1)} (${share(r.proxyCpuSeconds)})`} | ` +
     `${f(r.generatorCpuSeconds, 1)} (${share(r.generatorCpuSeconds)}) | ${f(100 * r.machineBusy, 0)}% | ${f(r.eventLoopDelayMs.p99, 0)} / ${f(r.eventLoopDelayMs.max, 0)} | ` +
     `${f(r.connectSeconds, 1)} (${f(r.connectMs.p50, 0)} / ${f(r.connectMs.p99, 0)}) |`)
