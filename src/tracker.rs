@@ -36,6 +36,8 @@ pub const MAX_ISSUED: usize = 20_000;
 pub const BURST_FACTOR: f64 = 3.0;
 /// Longest `offer_id` relayed (WebTorrent's are 20 characters).
 const MAX_OFFER_ID_CHARS: usize = 64;
+/// A failure echoes at most this much of an unknown `action`.
+const MAX_ECHOED_ACTION_CHARS: usize = 32;
 
 /// WebSocket close codes (RFC 6455, 7.4.1).
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
@@ -397,13 +399,16 @@ impl Tracker {
                 return effects;
             }
         };
-        let action = message.get("action").and_then(Value::as_str).map(str::to_string);
+        let action: Option<String> =
+            message.get("action").and_then(Value::as_str).map(|a| a.chars().take(MAX_ECHOED_ACTION_CHARS).collect());
         let outcome = match action.as_deref() {
             Some("announce") => self.announce(socket, &message, &mut effects),
             Some("scrape") => self.scrape(socket, &message, &mut effects),
             _ => Err((None, malformed("action must be \"announce\" or \"scrape\""))),
         };
         if let Err((hash, refusal)) = outcome {
+            // The failure names the message's info_hash whenever it had a valid one.
+            let hash = hash.or_else(|| message.get("info_hash").and_then(Value::as_str).and_then(from_binary_string));
             self.fail(socket, action.as_deref(), hash.as_ref(), refusal, &mut effects);
         }
         effects
@@ -430,7 +435,7 @@ impl Tracker {
 
     fn fail(&mut self, socket: SocketId, action: Option<&str>, hash: Option<&Id20>, refusal: Refusal, effects: &mut Effects) {
         let mut reply = Map::new();
-        if let Some(action) = action.filter(|a| matches!(*a, "announce" | "scrape")) {
+        if let Some(action) = action {
             reply.insert("action".into(), json!(action));
         }
         reply.insert("failure reason".into(), json!(refusal.reason));
@@ -592,6 +597,11 @@ impl Tracker {
         let max_peers = self.limits.max_peers_per_swarm;
         let swarm = self.swarms.entry(hash).or_default();
         let previous = swarm.peers.get(&peer).copied();
+        // Peer ids are public inside a swarm: another open socket may not
+        // take a member's place. A socket that is gone (a reconnect) may.
+        if previous.is_some_and(|m| m.socket != socket && self.sockets.contains_key(&m.socket)) {
+            return Err(refuse("peer_id", "peer_id is in this swarm on another open connection"));
+        }
         if previous.is_none() && swarm.peers.len() >= max_peers {
             if swarm.peers.is_empty() {
                 self.swarms.remove(&hash);
@@ -599,17 +609,15 @@ impl Tracker {
             return Err(refuse("swarm_full", format!("swarm full: {max_peers} peers")));
         }
         let complete = seeder || previous.is_some_and(|m| m.complete && m.socket == socket);
-        if completed && !previous.is_some_and(|m| m.complete) {
+        // A leecher that became a seeder (or a newcomer reporting `completed`).
+        let was_leecher = match previous {
+            Some(m) => !m.complete,
+            None => completed,
+        };
+        if complete && was_leecher {
             swarm.downloaded += 1;
         }
         swarm.peers.insert(peer, Member { socket, complete });
-        // The same peer on another socket (a reconnect): this socket takes over.
-        if let Some(old) = previous.filter(|m| m.socket != socket) {
-            if let Some(connection) = self.sockets.get_mut(&old.socket) {
-                connection.swarms.retain(|(h, _)| *h != hash);
-                effects.mark_changed(old.socket);
-            }
-        }
         let connection = self.sockets.get_mut(&socket).expect("on_text registers the socket");
         match connection.swarms.iter_mut().find(|(h, _)| *h == hash) {
             Some(entry) if entry.1 == complete => return Ok(()),
@@ -976,15 +984,33 @@ mod tests {
     }
 
     #[test]
-    fn a_reconnected_peer_takes_its_place_over_from_the_old_socket() {
+    fn a_peer_id_is_taken_over_only_from_a_socket_that_is_gone() {
         let mut t = tracker_with(limits(), &[1]);
-        let (old, new, other) = (t.open(T0), t.open(T0), t.open(T0));
+        let (old, thief, other) = (t.open(T0), t.open(T0), t.open(T0));
         t.on_text(old, &announce(1, 0xa, json!({ "event": "started" })), T0);
-        let e = t.on_text(new, &announce(1, 0xa, json!({ "event": "started" })), T0);
-        assert!(e.changed.contains(&old) && e.changed.contains(&new));
-        t.close(old);
+        let stolen = t.on_text(thief, &announce(1, 0xa, json!({ "event": "started" })), T0);
+        assert!(parsed(&stolen.sends[0].1)["failure reason"].as_str().unwrap().contains("another open connection"));
         let relayed = t.on_text(other, &announce(1, 0xb, json!({ "event": "started", "offers": offers(1) })), T0);
-        assert_eq!(relayed.sends.last().unwrap().0, new);
+        assert_eq!(relayed.sends.last().unwrap().0, old, "the member keeps its offers");
+        // After a restart the old socket is unknown: the reconnect takes the place.
+        let mut woken = tracker_with(limits(), &[1]);
+        let mut record = t.record(old).unwrap();
+        record.socket = 4242;
+        woken.restore(&record, T0);
+        woken.close(4242);
+        let new = woken.open(T0);
+        let back = woken.on_text(new, &announce(1, 0xa, json!({ "event": "started" })), T0);
+        assert_eq!(parsed(&back.sends[0].1)["incomplete"], 1);
+    }
+
+    #[test]
+    fn failures_echo_the_action_and_a_valid_info_hash() {
+        let mut t = tracker_with(limits(), &[1]);
+        let s = t.open(T0);
+        let e = t.on_text(s, &json!({ "action": "gossip", "info_hash": bin(1), "peer_id": bin(2) }).to_string(), T0);
+        let reply = parsed(&e.sends[0].1);
+        assert_eq!((reply["action"].as_str(), reply["info_hash"].as_str()), (Some("gossip"), Some(bin(1).as_str())));
+        assert_eq!(e.close.map(|c| c.0), Some(CLOSE_PROTOCOL_ERROR));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! describes the protocol and every limit.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use worker::js_sys::{self, Object, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -58,6 +58,10 @@ pub struct StreamTracker {
     /// Built on the first event after the object (re)started: swarms from
     /// the sockets' attachments, issued info-hashes from storage.
     live: RefCell<Option<Live>>,
+    /// Shard 0 only: shards that may lack what this object knows. All of
+    /// them after this object started (a new shard, one that restarted, one
+    /// that missed a registration), then those whose last pass-on failed.
+    shards_behind: RefCell<Option<HashSet<u32>>>,
 }
 
 struct Live {
@@ -137,7 +141,7 @@ impl StreamTracker {
             let keys: Vec<String> = batch.iter().map(|h| format!("{ISSUED_PREFIX}{}", h.to_hex())).collect();
             storage.delete_multiple(keys).await?;
         }
-        self.pass_on(&registration.written).await;
+        self.pass_on(&hashes, !registration.written.is_empty()).await;
         let issued = self.live.borrow().as_ref().map_or(0, |l| l.tracker.issued_count());
         Response::from_json(&serde_json::json!({
             "issued": issued,
@@ -146,32 +150,46 @@ impl StreamTracker {
         }))
     }
 
-    /// Shard 0 of a stream passes what is new to it on to the other shards,
+    /// Shard 0 of a stream passes a registration on to the other shards
+    /// when it brought something new, and to any shard that may be behind,
     /// so the worker's isolates register with one object, not every shard.
-    async fn pass_on(&self, written: &[Id20]) {
+    async fn pass_on(&self, hashes: &[Id20], something_new: bool) {
         let shards = self.limits.shards;
         let Some(name) = self.state.id().name() else { return };
         let Some(stream) = name.strip_suffix("/0") else { return };
-        if shards < 2 || written.is_empty() {
+        if shards < 2 || hashes.is_empty() {
             return;
         }
-        let body = RegisterBody { info_hashes: written.iter().map(Id20::to_hex).collect() };
+        let targets: Vec<u32> = {
+            let mut behind = self.shards_behind.borrow_mut();
+            let behind = behind.get_or_insert_with(|| (1..shards).collect());
+            (1..shards).filter(|shard| something_new || behind.contains(shard)).collect()
+        };
+        if targets.is_empty() {
+            return;
+        }
+        let body = RegisterBody { info_hashes: hashes.iter().map(Id20::to_hex).collect() };
         let Ok(namespace) = self.env.durable_object(TRACKER_BINDING) else { return };
-        let sends = (1..shards).map(|shard| {
+        let sends = targets.into_iter().map(|shard| {
             let (namespace, body) = (&namespace, &body);
             async move {
-                let mut last_error = String::new();
-                // One retry: a shard that misses a segment refuses its announces.
-                for _ in 0..2 {
-                    match send_registration(namespace, &shard_name(stream, shard), body).await {
-                        Ok(()) => return,
-                        Err(e) => last_error = e,
-                    }
-                }
-                worker::console_warn!("live-torrent tracker: shard {shard} of {stream} missed a registration: {last_error}");
+                let outcome = send_registration(namespace, &shard_name(stream, shard), body).await;
+                (shard, outcome)
             }
         });
-        futures_util::future::join_all(sends).await;
+        for (shard, outcome) in futures_util::future::join_all(sends).await {
+            let mut behind = self.shards_behind.borrow_mut();
+            let behind = behind.get_or_insert_with(HashSet::new);
+            match outcome {
+                Ok(()) => {
+                    behind.remove(&shard);
+                }
+                Err(e) => {
+                    worker::console_warn!("live-torrent tracker: shard {shard} of {stream} missed a registration: {e}");
+                    behind.insert(shard);
+                }
+            }
+        }
     }
 
     async fn accept(&self) -> worker::Result<Response> {
@@ -255,7 +273,7 @@ impl DurableObject for StreamTracker {
             TrackerLimits::from_lookup(|_| None).expect("the defaults are valid")
         });
         let ttl_seconds = lookup("RECORD_TTL_SECONDS").and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(86_400.0);
-        StreamTracker { state, env, limits, issued_ttl_ms: ttl_seconds.max(60.0) * 1000.0, live: RefCell::new(None) }
+        StreamTracker { state, env, limits, issued_ttl_ms: ttl_seconds.max(60.0) * 1000.0, live: RefCell::new(None), shards_behind: RefCell::new(None) }
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
