@@ -185,8 +185,9 @@ async function runPhase (origin, comparison, n, playerName) {
 /**
  * Reads the built-in tracker's counters (GET /_lt/tracker/<stream>/stats,
  * BENCH_ENDPOINTS=true) in the shape of scripts/tracker.mjs's stats():
- * `announces.total` counts announces as the npm tracker's does (events only,
- * not answers): messages in minus answers relayed and scrapes. The stream's tracker URL comes from the
+ * `announces.total` counts what the npm tracker's does: every message with
+ * action "announce", answers included (bittorrent-tracker counts an answer as
+ * an `update` announce): the messages in that are not scrapes. The stream's tracker URL comes from the
  * playlist's magnets, which must name the built-in tracker; it is read when
  * the stats are, so no phase gets an extra playlist request before its viewers.
  */
@@ -197,7 +198,7 @@ async function builtinTrackerStats (worker) {
     throw new Error(`the magnets do not name the worker's built-in tracker: tr=${trackers.join(' ') || '(none)'}`)
   }
   const stats = await fetch(`${trackers[0].replace(/^ws/, 'http')}/stats`, { redirect: 'manual', signal: AbortSignal.timeout(10_000) }).then(r => r.json())
-  const announces = stats.messages_in - stats.answers_relayed - (stats.scrapes ?? 0)
+  const announces = stats.messages_in - (stats.scrapes ?? 0)
   return { ...stats, announces: { total: announces } }
 }
 
@@ -333,7 +334,7 @@ for (const r of rows) {
 }
 
 console.log('\nWhere the P2P time and signalling go (per segment received, per P2P viewer; live-torrent\'s timeline is ms after a playlist listed the segment, median)')
-console.log('| P2P viewers | player | WebRTC connections created / connected | most open at once (one viewer) | tracker announces | metadata ms | first peer ms | complete ms | player asked ms | first peer only after the player asked |')
+console.log('| P2P viewers | player | WebRTC connections created / connected | most open at once (one viewer) | tracker announces (answers included) | metadata ms | first peer ms | complete ms | player asked ms | first peer only after the player asked |')
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const c of costs) {
   console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${fixed(c.created, 2)} / ${fixed(c.connected, 2)} | ${c.maxOpen ?? 'n/a'} | ${fixed(c.announces, 2)} | ` +
