@@ -541,15 +541,8 @@ impl Tracker {
             let wanted = offers.len().min(numwant).min(MAX_OFFERS_RELAYED);
             let targets = self.pick_peers(hash, peer, wanted);
             for ((offer, offer_id), target) in offers.into_iter().zip(targets) {
-                let relay = json!({
-                    "action": "announce",
-                    "offer": offer,
-                    "offer_id": offer_id,
-                    "peer_id": to_binary_string(&peer),
-                    "info_hash": to_binary_string(&hash),
-                });
                 self.counters.offers_relayed += 1;
-                self.send(target, relay.to_string(), effects);
+                self.send(target, relayed("offer", offer, offer_id, &peer, &hash), effects);
             }
         }
         Ok(())
@@ -573,15 +566,8 @@ impl Tracker {
         let Some(target) = swarm.and_then(|s| s.peers.get(&to)).map(|m| m.socket) else {
             return Err(refuse("answer_outside_swarm", "to_peer_id is not in this swarm"));
         };
-        let relay = json!({
-            "action": "announce",
-            "answer": answer,
-            "offer_id": offer_id,
-            "peer_id": to_binary_string(&peer),
-            "info_hash": to_binary_string(&hash),
-        });
         self.counters.answers_relayed += 1;
-        self.send(target, relay.to_string(), effects);
+        self.send(target, relayed("answer", answer, offer_id, &peer, &hash), effects);
         Ok(())
     }
 
@@ -718,6 +704,18 @@ impl Tracker {
             "closed": self.counters.closed.iter().map(|(k, v)| (k.to_string(), *v)).collect::<HashMap<_, _>>(),
         })
     }
+}
+
+/// An offer or answer as the tracker hands it on: `kind` is `offer` or
+/// `answer`, `from` the peer that sent it.
+fn relayed(kind: &str, description: &Value, offer_id: &Value, from: &Id20, hash: &Id20) -> String {
+    let mut message = Map::new();
+    message.insert("action".into(), json!("announce"));
+    message.insert(kind.into(), description.clone());
+    message.insert("offer_id".into(), offer_id.clone());
+    message.insert("peer_id".into(), json!(to_binary_string(from)));
+    message.insert("info_hash".into(), json!(to_binary_string(hash)));
+    Value::Object(message).to_string()
 }
 
 fn binary_field(message: &Map<String, Value>, name: &str) -> Result<Id20, Refusal> {

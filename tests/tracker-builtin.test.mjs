@@ -72,6 +72,17 @@ function sdpOffer (type = 'offer') {
   return { type, sdp: `v=0\r\no=- ${crypto.randomInt(1e9)} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n` }
 }
 
+/** Clients A and B (each its own socket) started in swarm `hash`, both seen as leechers. */
+async function twoLeechers (trackerUrl, hash) {
+  const a = client({ announce: socketUrlVariant(trackerUrl, 0), infoHash: hash, label: 'A' })
+  const b = client({ announce: socketUrlVariant(trackerUrl, 1), infoHash: hash, label: 'B' })
+  a.client.start()
+  await a.waitFor('update')
+  b.client.start()
+  await b.waitFor('update', u => u.incomplete === 2)
+  return { a, b }
+}
+
 describe('tracker URL and stream id', () => {
   test('every magnet of a media playlist names ws://<worker>/_lt/tracker/<first 16 hex of SHA-1 of the playlist URL>', async () => {
     const path = '/synthetic/vod-3.m3u8?case=url'
@@ -160,12 +171,7 @@ describe('the npm bittorrent-tracker client against the built-in tracker', () =>
   test('`completed` moves a peer from incomplete to complete, seen in scrape (downloaded too)', async () => {
     const s = await freshStream('client-completed')
     const [hash] = s.infoHashes
-    const a = client({ announce: socketUrlVariant(s.trackerUrl, 0), infoHash: hash, label: 'A' })
-    const b = client({ announce: socketUrlVariant(s.trackerUrl, 1), infoHash: hash, label: 'B' })
-    a.client.start()
-    await a.waitFor('update')
-    b.client.start()
-    await b.waitFor('update', u => u.incomplete === 2)
+    const { a, b } = await twoLeechers(s.trackerUrl, hash)
 
     b.client.scrape()
     const before = await b.waitFor('scrape')
@@ -220,12 +226,7 @@ describe('the npm bittorrent-tracker client against the built-in tracker', () =>
   test('`stopped` removes the peer: counts drop and offers no longer reach it', async () => {
     const s = await freshStream('client-stopped')
     const [hash] = s.infoHashes
-    const a = client({ announce: socketUrlVariant(s.trackerUrl, 0), infoHash: hash, label: 'A' })
-    const b = client({ announce: socketUrlVariant(s.trackerUrl, 1), infoHash: hash, label: 'B' })
-    a.client.start()
-    await a.waitFor('update')
-    b.client.start()
-    await b.waitFor('update', u => u.incomplete === 2)
+    const { a, b } = await twoLeechers(s.trackerUrl, hash)
     await a.waitFor('peer') // B's offer reached A while A was in the swarm
 
     a.client.stop()
