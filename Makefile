@@ -110,8 +110,9 @@ load: setup worker assets
 # relay and announce-reply latency, errors (the exit status), workerd memory
 # and CPU. Options: TRACKER_LOAD_ARGS="..." (see bench/tracker-load.mjs), e.g.
 # '--viewers 100,300,600 --tracker builtin,npm --json out.json'.
-# `make bench` runs three sizes, each against both trackers.
-TRACKER_LOAD_BENCH_ARGS ?= --viewers 100,300,600 --tracker builtin,npm
+# `make bench` runs three sizes against both trackers, the built-in one with
+# and without permessage-deflate (9 runs, about 15 minutes).
+TRACKER_LOAD_BENCH_ARGS ?= --viewers 100,300,600 --tracker builtin,npm --deflate on,off
 tracker-load: setup worker assets
 	$(LOOPBACK_ONLY) node bench/tracker-load.mjs $(TRACKER_LOAD_ARGS)
 
