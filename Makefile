@@ -31,7 +31,7 @@ FUZZ_TEST_SECONDS ?= 30
 FUZZ_OPTIONS := -timeout=2 -rss_limit_mb=1024 -max_len=65536 -dict=fuzz/$(FUZZ_TARGET).dict -print_final_stats=1
 FUZZ_CORPORA := fuzz/corpus-grown/$(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET)
 
-.PHONY: help setup worker assets dev test test-native test-integration test-fuzz fuzz bench bench-annotate load cost clean
+.PHONY: help setup worker assets dev test test-native test-integration test-fuzz fuzz bench bench-annotate load tracker-load cost clean
 
 help:
 	@echo "make dev    - set up what is missing, run the local demo (worker + live origin)"
@@ -39,6 +39,7 @@ help:
 	@echo "make fuzz   - fuzz the playlist annotator for FUZZ_SECONDS (default 300; make test runs it for $(FUZZ_TEST_SECONDS) s)"
 	@echo "make bench  - playlist latency, piece length, P2P share and load measurements (prints tables)"
 	@echo "make load   - load test only: many viewers polling a live playlist (LOAD_ARGS=--help for options)"
+	@echo "make tracker-load - the built-in tracker under hundreds of simulated viewers' WebSockets (TRACKER_LOAD_ARGS=--help)"
 	@echo "make cost   - worker operations per viewer-minute, uncached vs micro-cached playlist (COST_ARGS=--help)"
 
 setup:
@@ -96,12 +97,24 @@ bench: setup worker assets
 	$(LOOPBACK_ONLY) node bench/memory.mjs
 	$(MAKE) --no-print-directory bench-annotate
 	$(LOOPBACK_ONLY) node bench/load.mjs
+	$(LOOPBACK_ONLY) node bench/tracker-load.mjs $(TRACKER_LOAD_BENCH_ARGS)
 
 # Concurrent playlist requests while live segments appear: latency, 5xx (the
 # exit status), upstream fetches per new segment. Options: LOAD_ARGS="..." or
 # the environment (see bench/load.mjs).
 load: setup worker assets
 	$(LOOPBACK_ONLY) node bench/load.mjs $(LOAD_ARGS)
+
+# Simulated viewers (one WebSocket each, the `ws` package) signalling on the
+# live feed's segment swarms through the worker's built-in tracker: messages/s,
+# relay and announce-reply latency, errors (the exit status), workerd memory
+# and CPU. Options: TRACKER_LOAD_ARGS="..." (see bench/tracker-load.mjs), e.g.
+# '--viewers 100,300,600 --tracker builtin,npm --json out.json'.
+# `make bench` runs three sizes against both trackers, the built-in one with
+# and without permessage-deflate (9 runs, about 15 minutes).
+TRACKER_LOAD_BENCH_ARGS ?= --viewers 100,300,600 --tracker builtin,npm --deflate on,off
+tracker-load: setup worker assets
+	$(LOOPBACK_ONLY) node bench/tracker-load.mjs $(TRACKER_LOAD_ARGS)
 
 # Viewers replayed against the live feed; the worker's own counts of
 # requests, upstream fetches, KV and Cache API operations per viewer-minute,

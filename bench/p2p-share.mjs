@@ -1,20 +1,27 @@
 // How much of a live stream viewers get from each other, and what it costs
-// them, for three P2P players side by side on the same feed: live-torrent (the
-// demo player), and p2p-media-loader v2 (p2p-media-loader-core/-hlsjs, the
-// strongest open peer) with its defaults and with its documented live tuning.
-// For each viewer count N and each player: a fresh tracker (the same program,
-// scripts/tracker.mjs) and worker in front of the one shared live origin
-// (ffmpeg), N viewers of that player joining 2 s apart and one plain hls.js
-// viewer (the demo player with p2p=0) in the same phase, each its own headless
-// Chromium. Everybody watches until the last P2P viewer has watched
+// them, for P2P players side by side on the same feed: live-torrent (the
+// demo player) with two trackers, the npm bittorrent-tracker server and the
+// worker's own built-in tracker (docs/tracker.md), and p2p-media-loader v2
+// (p2p-media-loader-core/-hlsjs, the strongest open peer) with its defaults
+// and with its documented live tuning.
+// For each viewer count N and each player: a fresh worker in front of the one
+// shared live origin (ffmpeg) and, except for the built-in tracker, a fresh
+// npm tracker (the same program, scripts/tracker.mjs, for every player that
+// uses it; the worker gets TRACKERS=its URL; for the built-in tracker TRACKERS
+// is unset and the magnets name the worker's /_lt/tracker/<stream>), N viewers
+// of that player joining 2 s apart and one plain hls.js viewer (the demo
+// player with p2p=0) in the same phase as its reference, each its own
+// headless Chromium. Everybody watches until the last P2P viewer has watched
 // SECONDS_PER_RUN seconds. Phases run one after another, so the 2 cores are
 // never shared by two players' swarms. Prints one Markdown table row per
-// (N, player).
+// (N, player); the live-torrent rows are labelled by tracker.
 //
 // Environment: VIEWERS (default 2,4,6), SECONDS_PER_RUN (default 60),
-// JOIN_GAP_MS (default 2000), PLAYERS (default live-torrent, p2pml-defaults,
-// p2pml-tuned; also live-torrent-2-offers). Run it inside a loopback-only namespace
-// (`make bench` does).
+// JOIN_GAP_MS (default 2000), PLAYERS (default live-torrent (npm tracker),
+// live-torrent-builtin (built-in tracker), p2pml-defaults, p2pml-tuned; also
+// live-torrent-2-offers), e.g. `PLAYERS=live-torrent,live-torrent-builtin
+// VIEWERS=4 SECONDS_PER_RUN=40` for a quick comparison of the two trackers.
+// Run it inside a loopback-only namespace (`make bench` does).
 //
 // p2p-media-loader loads the playlist and the segments from the worker too
 // (cross-origin, the worker sends CORS headers); hls.js ignores the magnet
@@ -48,6 +55,7 @@ import path from 'node:path'
 
 import { startOrigin } from '../scripts/origin.mjs'
 import { startTracker, startWorker, sleep } from '../tests/support/harness.mjs'
+import { magnetsOf } from '../tests/support/torrents.mjs'
 import { countPeerConnections, median, openViewer } from '../tests/support/viewers.mjs'
 import { startComparisonPages } from './p2p-media-loader/page-server.mjs'
 
@@ -66,13 +74,19 @@ function parseCounts (text) {
  */
 const PLAYERS = {
   'live-torrent': {
-    label: 'live-torrent',
+    label: 'live-torrent, npm tracker',
     settings: null
+  },
+  // The same player with the worker's own tracker (TRACKERS unset).
+  'live-torrent-builtin': {
+    label: 'live-torrent, built-in tracker',
+    settings: null,
+    builtinTracker: true
   },
   // live-torrent with at most 2 WebRTC offers per segment announce, to see
   // what the per-segment connections cost.
   'live-torrent-2-offers': {
-    label: 'live-torrent, maxOffersPerAnnounce 2',
+    label: 'live-torrent, npm tracker, maxOffersPerAnnounce 2',
     settings: null,
     pageConfig: { maxOffersPerAnnounce: 2 }
   },
@@ -102,7 +116,7 @@ function parsePlayers (text) {
 }
 
 const VIEWER_COUNTS = parseCounts(process.env.VIEWERS || '2,4,6')
-const DEFAULT_PLAYERS = ['live-torrent', 'p2pml-defaults', 'p2pml-tuned']
+const DEFAULT_PLAYERS = ['live-torrent', 'live-torrent-builtin', 'p2pml-defaults', 'p2pml-tuned']
 const PLAYER_NAMES = parsePlayers(process.env.PLAYERS || DEFAULT_PLAYERS.join(','))
 const SECONDS_PER_RUN = Number(process.env.SECONDS_PER_RUN || 60)
 const JOIN_GAP_MS = Number(process.env.JOIN_GAP_MS || 2000)
@@ -127,11 +141,15 @@ const perSegment = report => (segmentsReceived(report) > 0 ? report.networkSegme
 
 async function runPhase (origin, comparison, n, playerName) {
   const player = PLAYERS[playerName]
-  const tracker = await startTracker()
-  const worker = await startWorker({ vars: { UPSTREAM: origin.url, TRACKERS: tracker.url } })
+  // BENCH_ENDPOINTS in every phase (the built-in tracker's counters need it), so all run alike.
+  const tracker = player.builtinTracker ? null : await startTracker()
+  const vars = { UPSTREAM: origin.url, BENCH_ENDPOINTS: 'true' }
+  if (tracker) vars.TRACKERS = tracker.url
+  const worker = await startWorker({ vars })
   const pageUrl = player.settings && comparison.pageUrl({ playlistUrl: `${worker.url}/live/index.m3u8`, trackerUrl: tracker.url, ...player.settings })
   const opened = []
   try {
+    const readTrackerStats = tracker ? async () => tracker.stats() : () => builtinTrackerStats(worker)
     const common = { workerUrl: worker.url, registry: opened, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS, initScript: countPeerConnections }
     const p2pInit = player.pageConfig
       ? { initScript: { content: `window.liveTorrentConfig = ${JSON.stringify(player.pageConfig)};\n(${countPeerConnections})()` } }
@@ -149,7 +167,7 @@ async function runPhase (origin, comparison, n, playerName) {
     const until = Math.max(...p2pViewers.map(v => v.firstFrameAt)) + SECONDS_PER_RUN * 1000
     while (Date.now() < until) await sleep(Math.min(5000, until - Date.now()))
 
-    const trackerStats = tracker.stats()
+    const trackerStats = await readTrackerStats()
     const p2p = []
     for (const viewer of p2pViewers) {
       const segmentEvents = await viewer.page.evaluate(() => window.__segmentEvents ?? []).catch(() => [])
@@ -160,8 +178,28 @@ async function runPhase (origin, comparison, n, playerName) {
   } finally {
     await Promise.all(opened.map(viewer => viewer.close()))
     await worker.stop()
-    await tracker.stop()
+    await tracker?.stop()
   }
+}
+
+/**
+ * Reads the built-in tracker's counters (GET /_lt/tracker/<stream>/stats,
+ * BENCH_ENDPOINTS=true) in the shape of scripts/tracker.mjs's stats():
+ * `announces.total` counts what the npm tracker's does: every message with
+ * action "announce", answers included (bittorrent-tracker counts an answer as
+ * an `update` announce): the messages in that are not scrapes. The stream's tracker URL comes from the
+ * playlist's magnets, which must name the built-in tracker; it is read when
+ * the stats are, so no phase gets an extra playlist request before its viewers.
+ */
+async function builtinTrackerStats (worker) {
+  const response = await fetch(`${worker.url}/live/index.m3u8`, { redirect: 'manual', signal: AbortSignal.timeout(10_000) })
+  const trackers = [...new Set(magnetsOf(await response.text()).flatMap(m => m.trackers))]
+  if (trackers.length !== 1 || !/^ws:\/\/127\.0\.0\.1:\d+\/_lt\/tracker\/[0-9a-f]{16}$/.test(trackers[0])) {
+    throw new Error(`the magnets do not name the worker's built-in tracker: tr=${trackers.join(' ') || '(none)'}`)
+  }
+  const stats = await fetch(`${trackers[0].replace(/^ws/, 'http')}/stats`, { redirect: 'manual', signal: AbortSignal.timeout(10_000) }).then(r => r.json())
+  const announces = stats.messages_in - (stats.scrapes ?? 0)
+  return { ...stats, announces: { total: announces } }
 }
 
 /** Keeps live-torrent's segment events (with their timelines) from the first frame on. */
@@ -296,7 +334,7 @@ for (const r of rows) {
 }
 
 console.log('\nWhere the P2P time and signalling go (per segment received, per P2P viewer; live-torrent\'s timeline is ms after a playlist listed the segment, median)')
-console.log('| P2P viewers | player | WebRTC connections created / connected | most open at once (one viewer) | tracker announces | metadata ms | first peer ms | complete ms | player asked ms | first peer only after the player asked |')
+console.log('| P2P viewers | player | WebRTC connections created / connected | most open at once (one viewer) | tracker announces (answers included) | metadata ms | first peer ms | complete ms | player asked ms | first peer only after the player asked |')
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const c of costs) {
   console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${fixed(c.created, 2)} / ${fixed(c.connected, 2)} | ${c.maxOpen ?? 'n/a'} | ${fixed(c.announces, 2)} | ` +

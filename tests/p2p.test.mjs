@@ -1,18 +1,24 @@
 // End to end: real viewers of the demo player share a real live feed.
 //
 // ffmpeg live origin (segments kept on disk) <- worker under `wrangler dev`
-// (magnets with the local tracker) <- three P2P viewers, each its own headless
-// Chromium, joining 4 s apart and watching until the last of them has watched
-// 60 s, plus one plain hls.js viewer (p2p=0) in the same window. Every segment
-// body each viewer's page received (including those its service worker
-// answered) must equal the origin's file; the later viewers must get bytes
-// from peers and the earlier ones must upload.
+// <- three P2P viewers, each its own headless Chromium, joining 4 s apart and
+// watching until the last of them has watched 60 s, plus one plain hls.js
+// viewer (p2p=0) in the same window. Every segment body each viewer's page
+// received (including those its service worker answered) must equal the
+// origin's file; the later viewers must get bytes from peers and the earlier
+// ones must upload.
+//
+// The same test runs twice, each time with a fresh worker: with the npm
+// bittorrent-tracker server (scripts/tracker.mjs; TRACKERS=its URL), and with
+// the worker's built-in tracker (TRACKERS unset: the magnets name
+// /_lt/tracker/<stream> on the worker, docs/tracker.md). The origin is shared.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 
 import { startOrigin } from '../scripts/origin.mjs'
-import { startTracker, startWorker, sleep } from './support/harness.mjs'
+import { fetchText, startTracker, startWorker, sleep } from './support/harness.mjs'
+import { magnetsOf } from './support/torrents.mjs'
 import { openViewer, originFiles, playedOver } from './support/viewers.mjs'
 
 const P2P_VIEWERS = 3
@@ -27,19 +33,18 @@ const MIN_PLAIN_PLAYED_S = 10
 const MIN_SEGMENTS = 10
 const FIRST_FRAME_TIMEOUT_MS = 60_000
 
-let origin, tracker, worker
-const viewers = []
+const BUILTIN_TRACKER_URL = /^ws:\/\/127\.0\.0\.1:\d+\/_lt\/tracker\/[0-9a-f]{16}$/
+
+let origin
+/** Every viewer opened, so that after() closes whatever a failed test left. */
+const allViewers = []
 
 before(async () => {
   origin = await startOrigin({ live: true, keepSegments: true })
-  tracker = await startTracker()
-  worker = await startWorker({ vars: { UPSTREAM: origin.url, TRACKERS: tracker.url } })
 })
 
 after(async () => {
-  await Promise.all(viewers.map(viewer => viewer.close()))
-  await worker?.stop()
-  await tracker?.stop()
+  await Promise.all(allViewers.map(viewer => viewer.close()))
   await origin?.stop()
 })
 
@@ -60,13 +65,66 @@ function describeViewer (report) {
     `stalls ${report.stalls}, segments ${report.segments}, latency ${latency} s`
 }
 
-test('three viewers share the live feed over WebTorrent, byte-exact, and keep playing', { timeout: 6 * 60_000 }, async () => {
+/**
+ * The trackers the test runs with: `start()` gives the worker's variables and
+ * `stats()`, what the tracker sees (read while the viewers are still there).
+ */
+const TRACKERS = [
+  {
+    name: 'npm bittorrent-tracker',
+    async start () {
+      const tracker = await startTracker()
+      return {
+        vars: { TRACKERS: tracker.url },
+        expectedTracker: url => url === tracker.url,
+        stats: async () => tracker.stats(),
+        stop: () => tracker.stop()
+      }
+    }
+  },
+  {
+    name: 'built-in tracker',
+    async start () {
+      // TRACKERS unset; BENCH_ENDPOINTS for the tracker's counters.
+      return {
+        vars: { BENCH_ENDPOINTS: 'true' },
+        expectedTracker: url => BUILTIN_TRACKER_URL.test(url),
+        stats: async trackerUrl => JSON.parse((await fetchText(`${trackerUrl.replace(/^ws/, 'http')}/stats`)).text),
+        stop: async () => {}
+      }
+    }
+  }
+]
+
+for (const kind of TRACKERS) {
+  test(`three viewers share the live feed over WebTorrent, byte-exact, and keep playing (${kind.name})`, { timeout: 6 * 60_000 }, async () => {
+    const tracker = await kind.start()
+    let worker
+    const viewers = []
+    try {
+      worker = await startWorker({ vars: { UPSTREAM: origin.url, ...tracker.vars } })
+      await shareLiveFeed({ worker, tracker, viewers })
+    } finally {
+      await Promise.all(viewers.map(viewer => viewer.close()))
+      await worker?.stop()
+      await tracker.stop()
+    }
+  })
+}
+
+async function shareLiveFeed ({ worker, tracker, viewers }) {
+  const register = {
+    push: viewer => {
+      viewers.push(viewer)
+      allViewers.push(viewer)
+    }
+  }
   const p2pOpening = Array.from({ length: P2P_VIEWERS }, (_, i) =>
     sleep(i * JOIN_GAP_MS).then(() => openViewer({
-      workerUrl: worker.url, index: i + 1, registry: viewers, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS
+      workerUrl: worker.url, index: i + 1, registry: register, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS
     })))
   const plainOpening = sleep(PLAIN_JOIN_MS).then(() => openViewer({
-    workerUrl: worker.url, index: P2P_VIEWERS + 1, p2p: false, registry: viewers, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS
+    workerUrl: worker.url, index: P2P_VIEWERS + 1, p2p: false, registry: register, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS
   }))
   // Let every opening settle before judging, so none is left running unobserved.
   const opened = await Promise.allSettled([...p2pOpening, plainOpening])
@@ -80,8 +138,11 @@ test('three viewers share the live feed over WebTorrent, byte-exact, and keep pl
   const until = Math.max(lastP2p.firstFrameAt + WATCH_MS, plainViewer.firstFrameAt + PLAIN_WATCH_MS)
   while (Date.now() < until) await sleep(Math.min(5_000, until - Date.now()))
 
-  // What the tracker sees while everybody is still there.
-  const trackerStats = tracker.stats()
+  // The magnets name the tracker under test; what it sees while everybody is still there.
+  const trackerUrls = [...new Set(magnetsOf((await fetchText(`${worker.url}/live/index.m3u8`)).text).flatMap(m => m.trackers))]
+  assert.equal(trackerUrls.length, 1, `the magnets name one tracker: ${trackerUrls.join(' ')}`)
+  assert.ok(tracker.expectedTracker(trackerUrls[0]), `the magnets name the tracker under test: tr=${trackerUrls[0]}`)
+  const trackerStats = await tracker.stats(trackerUrls[0])
   const reports = []
   for (const viewer of [...p2pViewers, plainViewer]) reports.push(await viewer.finish())
   await Promise.all(viewers.map(viewer => viewer.close()))
@@ -147,4 +208,4 @@ test('three viewers share the live feed over WebTorrent, byte-exact, and keep pl
   assert.equal(plain.liveTorrentType, 'undefined', 'window.liveTorrent is undefined with p2p=0')
   assert.equal(plain.pageP2p, false, 'ltDemo.p2p is false with p2p=0')
   assert.ok(plain.segmentResponses.every(r => !r.fromServiceWorker), 'no service worker answers the plain viewer')
-})
+}
