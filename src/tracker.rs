@@ -112,16 +112,9 @@ pub struct Effects {
     pub sends: Vec<(SocketId, String)>,
     /// Close the sending socket with this code and reason (after the sends).
     pub close: Option<(u16, String)>,
-    /// Sockets whose attachment ([`SocketRecord`]) no longer matches.
-    pub changed: Vec<SocketId>,
-}
-
-impl Effects {
-    fn mark_changed(&mut self, socket: SocketId) {
-        if !self.changed.contains(&socket) {
-            self.changed.push(socket);
-        }
-    }
+    /// The sending socket's attachment ([`SocketRecord`]) no longer
+    /// matches: a frame only ever changes its own socket's memberships.
+    pub record_changed: bool,
 }
 
 /// What a socket carries through hibernation, small enough for the
@@ -583,9 +576,10 @@ impl Tracker {
         let max_peers = self.limits.max_peers_per_swarm;
         let swarm = self.swarms.entry(hash).or_default();
         let previous = swarm.peers.get(&peer).copied();
-        // Peer ids are public inside a swarm: another open socket may not
-        // take a member's place. A socket that is gone (a reconnect) may.
-        if previous.is_some_and(|m| m.socket != socket && self.sockets.contains_key(&m.socket)) {
+        // Peer ids are public inside a swarm: another socket may not take a
+        // member's place. (A closed socket has left every swarm, so a
+        // reconnect simply joins again.)
+        if previous.is_some_and(|m| m.socket != socket) {
             return Err(refuse("peer_id", "peer_id is in this swarm on another open connection"));
         }
         if previous.is_none() && swarm.peers.len() >= max_peers {
@@ -594,7 +588,7 @@ impl Tracker {
             }
             return Err(refuse("swarm_full", format!("swarm full: {max_peers} peers")));
         }
-        let complete = seeder || previous.is_some_and(|m| m.complete && m.socket == socket);
+        let complete = seeder || previous.is_some_and(|m| m.complete);
         // A leecher that became a seeder (or a newcomer reporting `completed`).
         let was_leecher = match previous {
             Some(m) => !m.complete,
@@ -610,7 +604,7 @@ impl Tracker {
             Some(entry) => entry.1 = complete,
             None => connection.swarms.push((hash, complete)),
         }
-        effects.mark_changed(socket);
+        effects.record_changed = true;
         if connection.swarms.len() > MAX_SWARMS_PER_SOCKET {
             let (oldest, _) = connection.swarms.remove(0);
             self.leave_swarm(oldest, peer, socket);
@@ -622,9 +616,7 @@ impl Tracker {
         if let Some(connection) = self.sockets.get_mut(&socket) {
             let before = connection.swarms.len();
             connection.swarms.retain(|(h, _)| *h != hash);
-            if connection.swarms.len() != before {
-                effects.mark_changed(socket);
-            }
+            effects.record_changed |= connection.swarms.len() != before;
         }
         self.leave_swarm(hash, peer, socket);
     }
@@ -982,7 +974,7 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_id_is_taken_over_only_from_a_socket_that_is_gone() {
+    fn a_peer_id_held_by_an_open_socket_cannot_be_taken_over_and_a_reconnect_joins_again() {
         let mut t = tracker_with(limits(), &[1]);
         let (old, thief, other) = (t.open(T0), t.open(T0), t.open(T0));
         t.on_text(old, &announce(1, 0xa, json!({ "event": "started" })), T0);

@@ -20,17 +20,26 @@ use crate::tracker::{shard_name, Effects, SocketId, SocketRecord, Tracker};
 /// The Durable Object binding of the built-in tracker (`wrangler.toml`).
 pub const TRACKER_BINDING: &str = "TRACKER";
 
-/// Sends `POST /register` with `body` to the object `name`.
-pub async fn send_registration(namespace: &worker::ObjectNamespace, name: &str, body: &RegisterBody) -> Result<(), String> {
-    let stub = namespace.id_from_name(name).and_then(|id| id.get_stub()).map_err(|e| e.to_string())?;
-    let text = serde_json::to_string(body).map_err(|e| e.to_string())?;
+/// The object `name` of the built-in tracker.
+pub fn stub(namespace: &worker::ObjectNamespace, name: &str) -> Result<worker::Stub, String> {
+    namespace.id_from_name(name).and_then(|id| id.get_stub()).map_err(|e| format!("tracker object {name}: {e}"))
+}
+
+/// `POST https://tracker<path>` to the object `name`, with a JSON `body` if any:
+/// the object's internal routes (`/register`, `/restart`).
+pub async fn post(namespace: &worker::ObjectNamespace, name: &str, path: &str, body: Option<String>) -> Result<Response, String> {
     let headers = worker::Headers::new();
     let _ = headers.set("content-type", "application/json");
     let mut init = worker::RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(&text)));
-    let request = Request::new_with_init("https://tracker/register", &init).map_err(|e| e.to_string())?;
-    let response = stub.fetch_with_request(request).await.map_err(|e| e.to_string())?;
-    match response.status_code() {
+    init.with_method(Method::Post).with_headers(headers).with_body(body.map(|b| JsValue::from_str(&b)));
+    let request = Request::new_with_init(&format!("https://tracker{path}"), &init).map_err(|e| e.to_string())?;
+    stub(namespace, name)?.fetch_with_request(request).await.map_err(|e| e.to_string())
+}
+
+/// Sends `POST /register` with `body` to the object `name`.
+pub async fn send_registration(namespace: &worker::ObjectNamespace, name: &str, body: &RegisterBody) -> Result<(), String> {
+    let text = serde_json::to_string(body).map_err(|e| e.to_string())?;
+    match post(namespace, name, "/register", Some(text)).await?.status_code() {
         200 => Ok(()),
         status => Err(format!("answered {status}")),
     }
@@ -216,10 +225,9 @@ impl StreamTracker {
                 let _ = target.send_with_str(text);
             }
         }
-        for socket in &effects.changed {
-            let target = if *socket == from { Some(ws) } else { live.sockets.get(socket) };
-            if let (Some(target), Some(record)) = (target, live.tracker.record(*socket)) {
-                if let Err(e) = target.serialize_attachment(record) {
+        if effects.record_changed {
+            if let Some(record) = live.tracker.record(from) {
+                if let Err(e) = ws.serialize_attachment(record) {
                     worker::console_warn!("live-torrent tracker: attachment not written: {e}");
                 }
             }

@@ -5,6 +5,7 @@
 use url::Url;
 use worker::{Request, Response};
 
+use super::tracker_object::{post, stub};
 use super::Site;
 use crate::config::Trackers;
 use crate::error::AppError;
@@ -34,14 +35,12 @@ pub async fn serve(req: Request, site: &Site, url: &Url) -> Result<Response, App
             .find(|(k, _)| k == "shard")
             .and_then(|(_, v)| v.parse::<u32>().ok())
             .unwrap_or(0);
-        let stub = stub(namespace, &shard_name(stream, shard))?;
+        let name = shard_name(stream, shard);
         if action == "restart" {
-            let mut init = worker::RequestInit::new();
-            init.with_method(worker::Method::Post);
-            let request = Request::new_with_init("https://tracker/restart", &init).map_err(|e| AppError::Internal(e.to_string()))?;
-            return stub.fetch_with_request(request).await.map_err(|e| AppError::Internal(e.to_string()));
+            return post(namespace, &name, "/restart", None).await.map_err(AppError::Internal);
         }
-        return stub.fetch_with_str("https://tracker/stats").await.map_err(|e| AppError::Internal(e.to_string()));
+        let stats = stub(namespace, &name).map_err(AppError::Internal)?.fetch_with_str("https://tracker/stats").await;
+        return stats.map_err(|e| AppError::Internal(e.to_string()));
     }
     let upgrade = req.headers().get("upgrade").ok().flatten().unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
@@ -49,15 +48,9 @@ pub async fn serve(req: Request, site: &Site, url: &Url) -> Result<Response, App
     }
     let address = req.headers().get("cf-connecting-ip").ok().flatten();
     let name = object_name(stream, site.config.tracker_limits.shards, address.as_deref());
-    stub(namespace, &name)?
+    stub(namespace, &name)
+        .map_err(AppError::Internal)?
         .fetch_with_request(req)
         .await
         .map_err(|e| AppError::Internal(format!("tracker object: {e}")))
-}
-
-pub fn stub(namespace: &worker::ObjectNamespace, name: &str) -> Result<worker::Stub, AppError> {
-    namespace
-        .id_from_name(name)
-        .and_then(|id| id.get_stub())
-        .map_err(|e| AppError::Internal(format!("tracker object {name}: {e}")))
 }
