@@ -53,7 +53,7 @@ build/index.js: $(RUST_SOURCES)
 	@touch $@
 
 # Third-party browser bundles are copied from node_modules, never committed.
-VENDOR_BUNDLES := public/_lt/vendor/hls.min.js public/_lt/vendor/webtorrent.min.js
+VENDOR_BUNDLES := public/_lt/vendor/hls.min.js public/_lt/vendor/webtorrent.min.js public/_lt/vendor/streamx.js
 assets: $(VENDOR_BUNDLES)
 
 public/_lt/vendor/hls.min.js: node_modules/hls.js/dist/hls.min.js
@@ -63,6 +63,12 @@ public/_lt/vendor/hls.min.js: node_modules/hls.js/dist/hls.min.js
 public/_lt/vendor/webtorrent.min.js: node_modules/webtorrent/dist/webtorrent.min.js
 	@mkdir -p $(@D)
 	cp $< $@
+
+# streamx ships no browser bundle: esbuild builds one (an ES module whose
+# default export is the package) for the client's data-channel connections.
+public/_lt/vendor/streamx.js: node_modules/streamx/index.js node_modules/events/events.js
+	@mkdir -p $(@D)
+	$(ESBUILD_BIN) $< --bundle --format=esm --platform=browser --minify --log-level=warning --outfile=$@
 
 dev: setup worker assets
 	node scripts/dev.mjs

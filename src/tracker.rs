@@ -54,6 +54,14 @@ pub fn stream_id(playlist_identity: &str) -> String {
     Id20::digest(playlist_identity.as_bytes()).to_hex()[..16].to_string()
 }
 
+/// The info-hash of the stream's own swarm: not a torrent, the swarm where a
+/// stream's viewers meet once and keep one WebRTC connection per pair for
+/// every segment (public/_lt/client/stream-mesh.js computes the same). It is
+/// registered with the stream's segments, so the tracker takes it like one.
+pub fn stream_swarm_hash(stream: &str) -> Id20 {
+    Id20::digest(format!("live-torrent stream swarm {stream}").as_bytes())
+}
+
 /// Whether `text` is a stream id as [`stream_id`] makes them.
 pub fn is_stream_id(text: &str) -> bool {
     text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -775,6 +783,14 @@ mod tests {
         assert_eq!(from_binary_string(&"a".repeat(19)), None);
         assert_eq!(from_binary_string(&"a".repeat(21)), None);
         assert_eq!(from_binary_string(&format!("{}\u{100}", "a".repeat(19))), None);
+    }
+
+    #[test]
+    fn stream_swarm_hashes_differ_per_stream_and_from_the_stream_id() {
+        let a = stream_swarm_hash("0123456789abcdef");
+        assert_eq!(a, stream_swarm_hash("0123456789abcdef"));
+        assert_ne!(a, stream_swarm_hash("0123456789abcdee"));
+        assert_eq!(a, Id20::digest(b"live-torrent stream swarm 0123456789abcdef"));
     }
 
     #[test]

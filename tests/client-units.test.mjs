@@ -4,7 +4,10 @@ import assert from 'node:assert/strict'
 
 import { rangesFor } from '../public/_lt/client/http-fallback.js'
 import { designatedFetcher } from '../public/_lt/client/segment-delivery.js'
-import { offersPerAnnounce } from '../public/_lt/client/offer-budget.js'
+import crypto from 'node:crypto'
+
+import { offersPerAnnounce, segmentOffers } from '../public/_lt/client/offer-budget.js'
+import { streamOf, streamSwarmHash } from '../public/_lt/client/stream-mesh.js'
 
 const PIECE = 100
 const LENGTH = 950
@@ -43,4 +46,26 @@ test('an announce offers one connection per known peer plus one, within the trac
   assert.equal(offersPerAnnounce(3), 4)
   assert.equal(offersPerAnnounce(4), 5)
   assert.equal(offersPerAnnounce(40), 5)
+})
+
+test('a segment announce offers no connection once the stream mesh has a link, else as offersPerAnnounce', () => {
+  assert.equal(segmentOffers({ meshLinks: 1, connectedPeers: 3 }), 0)
+  assert.equal(segmentOffers({ meshLinks: 0, connectedPeers: 3 }), offersPerAnnounce(3))
+  assert.equal(segmentOffers({ meshLinks: 0, connectedPeers: 0, max: 1 }), 1)
+})
+
+test('the stream of a magnet: the built-in tracker\'s stream id, else the playlist URL without its query, else none', () => {
+  const builtin = 'magnet:?xt=urn:btih:' + 'a'.repeat(40) + '&tr=' + encodeURIComponent('wss://edge.example/_lt/tracker/0123456789abcdef')
+  assert.deepEqual(streamOf(builtin), { key: '0123456789abcdef', trackers: ['wss://edge.example/_lt/tracker/0123456789abcdef'] })
+  const external = 'magnet:?xt=urn:btih:' + 'a'.repeat(40) + '&tr=wss%3A%2F%2Ftracker.example&tr=wss%3A%2F%2Fother.example'
+  assert.equal(streamOf(external), null, 'an external tracker and no playlist: no stream')
+  assert.deepEqual(streamOf(external, 'https://edge.example/live/index.m3u8?token=1'),
+    { key: 'https://edge.example/live/index.m3u8', trackers: ['wss://tracker.example', 'wss://other.example'] })
+  assert.equal(streamOf('magnet:?xt=urn:btih:' + 'a'.repeat(40), 'https://edge.example/live/index.m3u8'), null, 'no tracker: no mesh')
+})
+
+test('the stream swarm hash is the SHA-1 of "live-torrent stream swarm <stream>" (src/tracker.rs stream_swarm_hash)', async () => {
+  const expected = crypto.createHash('sha1').update('live-torrent stream swarm 0123456789abcdef').digest('hex')
+  assert.equal(await streamSwarmHash('0123456789abcdef'), expected)
+  assert.notEqual(await streamSwarmHash('0123456789abcdee'), expected)
 })

@@ -6,7 +6,9 @@
 // viewer (p2p=0) in the same window. Every segment body each viewer's page
 // received (including those its service worker answered) must equal the
 // origin's file; the later viewers must get bytes from peers and the earlier
-// ones must upload.
+// ones must upload. Once all three are in, they keep their WebRTC
+// connections for every new segment (the stream mesh,
+// public/_lt/client/stream-mesh.js): few new connections per segment.
 //
 // The same test runs twice, each time with a fresh worker: with the npm
 // bittorrent-tracker server (scripts/tracker.mjs; TRACKERS=its URL), and with
@@ -19,7 +21,7 @@ import path from 'node:path'
 import { startOrigin } from '../scripts/origin.mjs'
 import { fetchText, startTracker, startWorker, sleep } from './support/harness.mjs'
 import { magnetsOf } from './support/torrents.mjs'
-import { openViewer, originFiles, playedOver } from './support/viewers.mjs'
+import { countPeerConnections, openViewer, originFiles, playedOver } from './support/viewers.mjs'
 
 const P2P_VIEWERS = 3
 const JOIN_GAP_MS = 4_000
@@ -32,6 +34,15 @@ const MIN_P2P_PLAYED_S = 40
 const MIN_PLAIN_PLAYED_S = 10
 const MIN_SEGMENTS = 10
 const FIRST_FRAME_TIMEOUT_MS = 60_000
+/** After the last P2P viewer's first frame, when counting new connections starts. */
+const SETTLE_MS = 10_000
+/**
+ * New WebRTC connections a P2P viewer may make per segment its player gets
+ * once everybody is in. A torrent per segment that found its peers through
+ * the tracker made 2.5 per segment with three viewers (bench/p2p-share.mjs,
+ * N = 2 and 4); reusing the stream's connections makes none unless one breaks.
+ */
+const MAX_NEW_CONNECTIONS_PER_SEGMENT = 0.3
 
 const BUILTIN_TRACKER_URL = /^ws:\/\/127\.0\.0\.1:\d+\/_lt\/tracker\/[0-9a-f]{16}$/
 
@@ -121,7 +132,7 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
   }
   const p2pOpening = Array.from({ length: P2P_VIEWERS }, (_, i) =>
     sleep(i * JOIN_GAP_MS).then(() => openViewer({
-      workerUrl: worker.url, index: i + 1, registry: register, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS
+      workerUrl: worker.url, index: i + 1, registry: register, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS, initScript: countPeerConnections
     })))
   const plainOpening = sleep(PLAIN_JOIN_MS).then(() => openViewer({
     workerUrl: worker.url, index: P2P_VIEWERS + 1, p2p: false, registry: register, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS
@@ -136,7 +147,17 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
   // Watch until the last P2P viewer has watched WATCH_MS (the plain one: at least PLAIN_WATCH_MS).
   const lastP2p = p2pViewers[P2P_VIEWERS - 1]
   const until = Math.max(lastP2p.firstFrameAt + WATCH_MS, plainViewer.firstFrameAt + PLAIN_WATCH_MS)
+  // Connections made and segments received from when everybody is in.
+  await sleep(Math.max(0, lastP2p.firstFrameAt + SETTLE_MS - Date.now()))
+  const settled = await Promise.all(p2pViewers.map(async viewer => ({
+    connections: (await viewer.page.evaluate(() => window.__peerConnectionCounts?.created ?? null)),
+    segments: viewer.segmentResponses.length
+  })))
   while (Date.now() < until) await sleep(Math.min(5_000, until - Date.now()))
+  const newConnections = await Promise.all(p2pViewers.map(async (viewer, i) => ({
+    connections: (await viewer.page.evaluate(() => window.__peerConnectionCounts?.created ?? null)) - settled[i].connections,
+    segments: viewer.segmentResponses.length - settled[i].segments
+  })))
 
   // The magnets name the tracker under test; what it sees while everybody is still there.
   const trackerUrls = [...new Set(magnetsOf((await fetchText(`${worker.url}/live/index.m3u8`)).text).flatMap(m => m.trackers))]
@@ -203,6 +224,14 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
   }
   const uploadedByEarlier = p2p[0].stats.uploadedBytes + p2p[1].stats.uploadedBytes
   assert.ok(uploadedByEarlier > 0, `viewers 1 and 2 uploaded ${kib(uploadedByEarlier)}`)
+
+  // Once everybody is in, new segments travel over the connections they have.
+  newConnections.forEach(({ connections, segments }, i) => {
+    console.log(`viewer ${i + 1}: ${connections} new WebRTC connections for ${segments} segments after everybody was in`)
+    assert.ok(segments >= 10, `viewer ${i + 1} received ${segments} segments after everybody was in`)
+    assert.ok(connections <= MAX_NEW_CONNECTIONS_PER_SEGMENT * segments,
+      `viewer ${i + 1} made ${connections} new WebRTC connections for ${segments} segments (at most ${MAX_NEW_CONNECTIONS_PER_SEGMENT} per segment)`)
+  })
 
   // The plain viewer: hls.js alone.
   assert.equal(plain.liveTorrentType, 'undefined', 'window.liveTorrent is undefined with p2p=0')

@@ -18,6 +18,7 @@ import crypto from 'node:crypto'
 import { startOrigin } from '../scripts/origin.mjs'
 import { fetchText, startWorker, sleep } from './support/harness.mjs'
 import { magnetsOf, uriLines } from './support/torrents.mjs'
+import { streamOf, streamSwarmHash } from '../public/_lt/client/stream-mesh.js'
 import {
   binaryId, closeAll, connectRaw, isAnswer, isFailure, isOffer, issuedSwarms, loadTrackerClient,
   randomBinaryId, randomHex, replyFor, socketUrlVariant, startClient, trackerStats, upgradeStatus,
@@ -357,6 +358,20 @@ describe('issued info-hashes', () => {
       }
     }
   })
+})
+
+test('the stream swarm (where viewers keep their connections) is announceable once a playlist is answered; another stream\'s is not', async () => {
+  const playlist = await fetchText(`${worker.url}/live/index.m3u8`)
+  const [magnet] = magnetsOf(playlist.text)
+  const stream = streamOf(magnet.magnet)
+  assert.ok(stream && /^[0-9a-f]{16}$/.test(stream.key), `the client reads the stream from tr=${magnet.trackers[0]}`)
+  const peer = await raw(magnet.trackers[0], 'stream swarm')
+  const announce = async hash => peer.announce({ info_hash: binaryId(hash), peer_id: randomBinaryId(), event: 'started', numwant: 0, offers: [] })
+  const own = await announce(await streamSwarmHash(stream.key))
+  assert.ok(!isFailure(own), `the stream's own swarm: ${JSON.stringify(own)}`)
+  const other = await announce(await streamSwarmHash(stream.key.replace(/^./, c => (c === '0' ? '1' : '0'))))
+  assert.match(other['failure reason'] ?? '', /^unknown info_hash/, `another stream's swarm: ${JSON.stringify(other)}`)
+  await peer.close()
 })
 
 describe('registration is not reachable from outside', () => {

@@ -70,7 +70,7 @@ async function start () {
     async onPlaylist ({ playlistUrl, segments }) {
       try {
         const { swarms, delivery } = await client
-        const joined = swarms.join(segments)
+        const joined = swarms.join(segments, { playlistUrl })
         delivery.onJoined(joined, { atLiveEdge: playlistsSeen.has(playlistUrl) })
         playlistsSeen.add(playlistUrl)
       } catch (err) {

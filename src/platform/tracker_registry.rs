@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use super::timing::within;
 use super::tracker_object::{send_registration, RegisterBody};
 use super::Site;
-use crate::tracker::shard_name;
+use crate::tracker::{shard_name, stream_swarm_hash};
 use crate::torrent::Id20;
 
 /// Longest a playlist response waits for the registration. Past it the
@@ -32,13 +32,17 @@ fn fingerprint(hashes: &[Id20]) -> Id20 {
     Id20::digest(&bytes)
 }
 
-/// Registers `hashes` for `stream` with its shard 0, unless this isolate
-/// already did. Failures are logged; the playlist is served regardless.
-pub async fn register(site: &Site, stream: &str, hashes: &[Id20]) {
+/// Registers `segment_hashes` for `stream` with its shard 0, with the
+/// stream's own swarm (where its viewers keep their connections), unless this
+/// isolate already did. Failures are logged; the playlist is served regardless.
+pub async fn register(site: &Site, stream: &str, segment_hashes: &[Id20]) {
     let Some(namespace) = site.tracker.as_ref() else { return };
-    if hashes.is_empty() {
+    if segment_hashes.is_empty() {
         return;
     }
+    let mut hashes = segment_hashes.to_vec();
+    hashes.push(stream_swarm_hash(stream));
+    let hashes = &hashes[..];
     let print = fingerprint(hashes);
     if REGISTERED.with(|r| r.borrow().get(stream) == Some(&print)) {
         return;

@@ -36,6 +36,11 @@ export async function launchBrowser () {
   return browser
 }
 
+/** The `--lt-browser=` tag of a browser from launchBrowser (null for another). */
+export function browserTag (browser) {
+  return browserTags.get(browser) ?? null
+}
+
 const CLOCK_TICKS_PER_SECOND = 100 // Linux USER_HZ (`getconf CLK_TCK`)
 
 /**

@@ -20,3 +20,12 @@ export const MAX_OFFERS_PER_ANNOUNCE = 5
 export function offersPerAnnounce (connectedPeers, max = MAX_OFFERS_PER_ANNOUNCE) {
   return Math.max(1, Math.min(max, MAX_OFFERS_PER_ANNOUNCE, connectedPeers + 1))
 }
+
+/**
+ * Offers for a segment's announce: none once the stream mesh has a link (its
+ * viewers reach us over the connections kept, stream-mesh.js, and a
+ * per-segment connection would only duplicate one), else offersPerAnnounce.
+ */
+export function segmentOffers ({ meshLinks, connectedPeers, max = MAX_OFFERS_PER_ANNOUNCE }) {
+  return meshLinks > 0 ? 0 : offersPerAnnounce(connectedPeers, max)
+}

@@ -1,8 +1,11 @@
 // One WebTorrent torrent per media segment, joined as soon as a playlist
 // lists the segment and kept (seeding) until it falls out of a bounded window.
+// Its peers are the viewers of the stream's mesh (stream-mesh.js), over the
+// connections they keep, and whoever the tracker puts it in touch with.
 import WebTorrent from '../vendor/webtorrent.min.js'
 import MemoryChunkStore from './memory-chunk-store.js'
-import { offersPerAnnounce } from './offer-budget.js'
+import { segmentOffers } from './offer-budget.js'
+import { StreamMesh, streamOf } from './stream-mesh.js'
 
 function infoHashOf (magnet) {
   const xt = new URLSearchParams(magnet.slice(magnet.indexOf('?') + 1)).get('xt') || ''
@@ -189,6 +192,24 @@ export class SegmentSwarms {
     this.bannedPeers = new Set()
     /** Peer id -> failed pieces it shared a part of with other senders. */
     this.strikes = new Map()
+    /** Stream key (stream-mesh.js streamOf) -> StreamMesh. */
+    this.meshes = new Map()
+  }
+
+  /** The mesh of the stream `magnet` belongs to (made on first use), or null. */
+  meshFor (magnet, playlistUrl) {
+    const stream = streamOf(magnet, playlistUrl)
+    if (!stream) return null
+    if (!this.meshes.has(stream.key)) {
+      this.meshes.set(stream.key, new StreamMesh({
+        client: this.client,
+        stream,
+        segmentFor: infoHash => [...this.segments.values()].find(s => s.infoHash === infoHash) || null,
+        segments: () => [...this.segments.values()].filter(s => s.mesh === this.meshes.get(stream.key)),
+        refuse: peerId => this.bannedPeers.has(peerId)
+      }))
+    }
+    return this.meshes.get(stream.key)
   }
 
   /**
@@ -213,6 +234,7 @@ export class SegmentSwarms {
     for (const segment of this.segments.values()) {
       for (const wire of segment.torrent.wires) if (wire.peerId === peerId) wire.destroy()
     }
+    for (const mesh of this.meshes.values()) mesh.drop(peerId)
   }
 
   get (key) {
@@ -222,20 +244,23 @@ export class SegmentSwarms {
   /**
    * Joins the swarm of every listed segment not joined yet (metadata comes
    * from the magnet's xs= .torrent, checked against its info-hash) and
-   * returns the new ones.
+   * returns the new ones. `playlistUrl`: the playlist that listed them.
    */
-  join (listed) {
+  join (listed, { playlistUrl = null } = {}) {
     const joined = []
     for (const { key: listedKey, url, magnet, range = null } of listed) {
       const key = listedKey || url
       if (this.segments.has(key)) continue
+      const mesh = this.meshFor(magnet, playlistUrl)
       let torrent
       try {
         torrent = this.client.add(magnet, {
           store: MemoryChunkStore,
           storeCacheSlots: 0,
           destroyStoreOnDestroy: true,
-          getAnnounceOpts: () => ({ numwant: offersPerAnnounce(this.peerCount(), this.maxOffersPerAnnounce) })
+          getAnnounceOpts: () => ({
+            numwant: segmentOffers({ meshLinks: mesh?.linkCount ?? 0, connectedPeers: this.peerCount(), max: this.maxOffersPerAnnounce })
+          })
         })
       } catch (err) {
         console.warn('live-torrent: cannot join', url, err)
@@ -248,7 +273,9 @@ export class SegmentSwarms {
         else wire.once('handshake', refuse)
       })
       const segment = new SegmentTorrent(url, magnet, torrent, (index, senders) => this.pieceFailed(senders), range)
+      segment.mesh = mesh
       this.segments.set(key, segment)
+      mesh?.segmentJoined(segment)
       joined.push(segment)
     }
     this.evict()
@@ -269,12 +296,13 @@ export class SegmentSwarms {
     return this.client.peerId
   }
 
-  /** Ids of the distinct peers connected over all segment torrents. */
+  /** Ids of the distinct peers connected: over segment torrents and in the stream meshes. */
   peerIds () {
     const ids = new Set()
     for (const segment of this.segments.values()) {
       for (const wire of segment.torrent.wires) if (wire.peerId) ids.add(wire.peerId)
     }
+    for (const mesh of this.meshes.values()) for (const id of mesh.links.keys()) ids.add(id)
     return [...ids]
   }
 
@@ -283,6 +311,8 @@ export class SegmentSwarms {
   }
 
   destroy () {
+    for (const mesh of this.meshes.values()) mesh.destroy()
+    this.meshes.clear()
     this.client.destroy()
     this.segments.clear()
   }

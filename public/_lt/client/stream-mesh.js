@@ -1,0 +1,186 @@
+// One WebRTC connection per pair of a stream's viewers, for every segment.
+//
+// A segment torrent that finds its peers through the tracker sets up a new
+// peer connection to each of them (ICE, DTLS, SCTP) every segment duration;
+// bench/client-profile.mjs put those set-ups at about a third of what P2P
+// costs a viewer's browser. Instead, the viewers of a stream meet once, in
+// the stream's own swarm (a torrent that never has metadata: its info-hash
+// is the SHA-1 of "live-torrent stream swarm <stream>", which the worker
+// registers with the built-in tracker, src/tracker.rs stream_swarm_hash),
+// and keep those connections. For each segment both ends of a connection
+// hold, the end with the lower peer id opens a data channel named after the
+// segment's info-hash on it, and both hand that channel to the segment's
+// torrent as a peer: WebTorrent then runs the segment's wire over it as over
+// any WebRTC peer, with the same piece checks. The magnet per segment stays
+// the contract; a viewer that is not in the mesh still meets the others in
+// the segment's swarm through the tracker (segmentOffers).
+import { DataChannelConnection } from './data-channel-connection.js'
+import MemoryChunkStore from './memory-chunk-store.js'
+
+const CHANNEL_PREFIX = 'lt-segment:'
+/** How long a channel for a segment we have not joined (yet) is kept. */
+const PENDING_CHANNEL_MS = 10000
+const BUILTIN_TRACKER_STREAM = /\/_lt\/tracker\/([0-9a-f]{16})$/
+
+async function sha1Hex (text) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-1', new TextEncoder().encode(text)))
+  return Array.from(digest, b => b.toString(16).padStart(2, '0')).join('')
+}
+
+/**
+ * The stream a segment magnet belongs to: the built-in tracker's stream id
+ * when it names one (the worker registers the stream swarm there), else the
+ * playlist's URL without its query (an external tracker takes any info-hash).
+ * Returns { key, trackers } or null (no tracker: no mesh).
+ */
+export function streamOf (magnet, playlistUrl = null) {
+  const trackers = new URLSearchParams(magnet.slice(magnet.indexOf('?') + 1)).getAll('tr')
+  if (trackers.length === 0) return null
+  const builtin = trackers.map(t => BUILTIN_TRACKER_STREAM.exec(t)).find(Boolean)
+  if (builtin) return { key: builtin[1], trackers }
+  if (!playlistUrl) return null
+  const url = new URL(playlistUrl)
+  return { key: `${url.origin}${url.pathname}`, trackers }
+}
+
+export function streamSwarmHash (streamKey) {
+  return sha1Hex(`live-torrent stream swarm ${streamKey}`)
+}
+
+/** The WebRTC connection under a WebTorrent peer (simple-peer keeps it as `_pc`). */
+function peerConnectionOf (peer) {
+  return peer?.conn?._pc ?? null
+}
+
+export class StreamMesh {
+  /**
+   * `client`: the WebTorrent client; `stream`: streamOf(...);
+   * `segmentFor(infoHash)`: the SegmentTorrent joined for it, or null;
+   * `segments()`: every SegmentTorrent held; `refuse(peerId)`: true for a
+   * banned peer.
+   */
+  constructor ({ client, stream, segmentFor, segments, refuse }) {
+    this.client = client
+    this.stream = stream
+    this.segmentFor = segmentFor
+    this.segments = segments
+    this.refuse = refuse
+    this.torrent = null
+    this.destroyed = false
+    /** Remote peer id -> RTCPeerConnection of a live link. */
+    this.links = new Map()
+    /** Info-hash -> channels opened to us for a segment not joined yet. */
+    this.pending = new Map()
+    this.ready = streamSwarmHash(stream.key).then(hash => this.start(hash))
+    this.ready.catch(err => console.warn('live-torrent: no stream mesh', err))
+  }
+
+  start (infoHash) {
+    if (this.destroyed) return
+    const magnet = `magnet:?xt=urn:btih:${infoHash}&${this.stream.trackers.map(t => `tr=${encodeURIComponent(t)}`).join('&')}`
+    this.torrent = this.client.add(magnet, { store: MemoryChunkStore, storeCacheSlots: 0, destroyStoreOnDestroy: true })
+    this.torrent.on('error', err => console.warn('live-torrent: stream swarm error', err))
+    this.torrent.on('wire', wire => {
+      if (wire.peerId) this.onWire(wire)
+      else wire.once('handshake', () => this.onWire(wire))
+    })
+  }
+
+  onWire (wire) {
+    const remote = wire.peerId
+    if (this.destroyed || !remote || this.refuse(remote)) return wire.destroy()
+    const peer = [...this.torrent._peers.values()].find(p => p.wire === wire)
+    const pc = peerConnectionOf(peer)
+    if (!pc || this.links.has(remote)) {
+      // Not a WebRTC peer, or a second connection to a viewer we have one to.
+      if (this.links.has(remote)) wire.destroy()
+      return
+    }
+    this.links.set(remote, pc)
+    // simple-peer took its own channel at connection time; later channels are ours.
+    pc.ondatachannel = event => this.onChannel(remote, event.channel)
+    wire.once('close', () => {
+      if (this.links.get(remote) === pc) this.links.delete(remote)
+    })
+    for (const segment of this.segments()) this.openChannel(remote, pc, segment)
+  }
+
+  get linkCount () {
+    return this.links.size
+  }
+
+  /** A segment was joined: open its channels, and take those opened to us. */
+  segmentJoined (segment) {
+    if (this.destroyed) return
+    for (const [remote, pc] of this.links) this.openChannel(remote, pc, segment)
+    const waiting = this.pending.get(segment.infoHash)
+    if (!waiting) return
+    this.pending.delete(segment.infoHash)
+    for (const { remote, channel, timer } of waiting) {
+      clearTimeout(timer)
+      this.addToSegment(segment, remote, channel)
+    }
+  }
+
+  /** The lower peer id of a pair opens the pair's channel for a segment. */
+  openChannel (remote, pc, segment) {
+    if (!(this.client.peerId < remote) || segment.torrent.destroyed) return
+    if (segment.torrent.wires.some(w => w.peerId === remote)) return
+    let channel
+    try {
+      channel = pc.createDataChannel(CHANNEL_PREFIX + segment.infoHash)
+    } catch (err) {
+      return // the connection is closing
+    }
+    this.addToSegment(segment, remote, channel)
+  }
+
+  onChannel (remote, channel) {
+    if (this.destroyed || !channel.label.startsWith(CHANNEL_PREFIX)) return channel.close()
+    const infoHash = channel.label.slice(CHANNEL_PREFIX.length)
+    const segment = this.segmentFor(infoHash)
+    if (segment) return this.addToSegment(segment, remote, channel)
+    // The other end listed the segment first; our playlist will list it soon.
+    const waiting = this.pending.get(infoHash) || []
+    const timer = setTimeout(() => {
+      const left = (this.pending.get(infoHash) || []).filter(entry => entry.channel !== channel)
+      if (left.length) this.pending.set(infoHash, left)
+      else this.pending.delete(infoHash)
+      channel.close()
+    }, PENDING_CHANNEL_MS)
+    waiting.push({ remote, channel, timer })
+    this.pending.set(infoHash, waiting)
+  }
+
+  addToSegment (segment, remote, channel) {
+    const conn = new DataChannelConnection(channel, `mesh:${remote}`)
+    const add = () => {
+      try {
+        if (segment.torrent.destroyed || !segment.torrent.addPeer(conn)) conn.destroy()
+      } catch (err) {
+        conn.destroy()
+      }
+    }
+    if (segment.torrent.infoHash) add()
+    else segment.torrent.once('infoHash', add)
+  }
+
+  /** Closes the link to `peerId` (a peer that sent corrupt data). */
+  drop (peerId) {
+    this.links.delete(peerId)
+    for (const wire of this.torrent?.wires ?? []) if (wire.peerId === peerId) wire.destroy()
+  }
+
+  destroy () {
+    this.destroyed = true
+    for (const waiting of this.pending.values()) {
+      for (const { channel, timer } of waiting) {
+        clearTimeout(timer)
+        channel.close()
+      }
+    }
+    this.pending.clear()
+    this.links.clear()
+    this.torrent?.destroy()
+  }
+}
