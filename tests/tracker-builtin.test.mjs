@@ -366,7 +366,8 @@ test('the stream swarm (where viewers keep their connections) is announceable on
   const stream = streamOf(magnet.magnet)
   assert.ok(stream && /^[0-9a-f]{16}$/.test(stream.key), `the client reads the stream from tr=${magnet.trackers[0]}`)
   const peer = await raw(magnet.trackers[0], 'stream swarm')
-  const announce = async hash => peer.announce({ info_hash: binaryId(hash), peer_id: randomBinaryId(), event: 'started', numwant: 0, offers: [] })
+  const peerId = randomBinaryId()
+  const announce = async hash => peer.announce({ info_hash: binaryId(hash), peer_id: peerId, event: 'started', numwant: 0, offers: [] })
   const own = await announce(await streamSwarmHash(stream.key))
   assert.ok(!isFailure(own), `the stream's own swarm: ${JSON.stringify(own)}`)
   const other = await announce(await streamSwarmHash(stream.key.replace(/^./, c => (c === '0' ? '1' : '0'))))
@@ -405,7 +406,8 @@ describe('registration is not reachable from outside', () => {
     const peer = await raw(s.trackerUrl, 'checker')
     const reply = await peer.announce({ info_hash: binaryId(stranger), peer_id: randomBinaryId(), event: 'started', numwant: 0, offers: [] })
     assert.match(reply['failure reason'] ?? '', /^unknown info_hash/, JSON.stringify(reply))
-    assert.equal((await trackerStats(worker, s.stream)).issued, s.infoHashes.length)
+    // The playlist's segments and the stream's own swarm (docs/tracker.md).
+    assert.equal((await trackerStats(worker, s.stream)).issued, s.infoHashes.length + 1)
 
     for (const bad of ['xyz', s.stream.slice(1), `${s.stream}0`, s.stream.toUpperCase().replace(/^[0-9]/, 'A'), `${'g'.repeat(16)}`]) {
       const wsStatus = await upgradeStatus(`ws://127.0.0.1:${worker.port}/_lt/tracker/${bad}`)

@@ -1,7 +1,8 @@
 // The built-in tracker's object restarts (as a deploy or a crash would do it)
 // while two viewers of the demo player share the live feed: playback goes on,
 // the viewers' WebTorrent clients reconnect by themselves, the swarms refill
-// and segments flow between the viewers again.
+// and segments flow between the viewers again (over the WebRTC connection
+// they kept: the tracker is only where viewers meet).
 //
 // ffmpeg live origin <- worker under `wrangler dev` with TRACKERS unset (its
 // own tracker) and BENCH_ENDPOINTS=true (the object's /stats and /restart) <-
@@ -76,12 +77,15 @@ test('viewers keep playing through a restart of the tracker object, then share a
   assert.equal(emptied.sockets, 0, `the restarted object starts empty: ${JSON.stringify(emptied)}`)
   assert.ok(emptied.issued > 0, `the issued info-hashes survived in storage: ${JSON.stringify(emptied)}`)
 
+  // Back in the swarms: the next segments' announces refill them. (Offers
+  // and answers need not flow: the viewers kept their WebRTC connection,
+  // public/_lt/client/stream-mesh.js, so their segment announces carry none.)
   const refilled = await eventually(async () => {
     const stats = await trackerStats(stream)
-    return stats.sockets === 2 && stats.answers_relayed > 0 ? stats : null
-  }, { timeoutMs: RECONNECT_TIMEOUT_MS, intervalMs: 500, what: 'both viewers back in the swarms, answering offers' })
+    return stats.sockets === 2 && stats.swarms > 0 && stats.peers >= 2 ? stats : null
+  }, { timeoutMs: RECONNECT_TIMEOUT_MS, intervalMs: 500, what: 'both viewers back in the swarms' })
   const reconnectMs = Date.now() - restartAt
-  console.log(`reconnected and relaying again ${reconnectMs} ms after the restart: ${JSON.stringify(refilled)}`)
+  console.log(`back in the swarms ${reconnectMs} ms after the restart: ${JSON.stringify(refilled)}`)
 
   const until = restartAt + AFTER_RESTART_MS
   while (Date.now() < until) await sleep(Math.min(2_000, until - Date.now()))

@@ -20,6 +20,12 @@ import MemoryChunkStore from './memory-chunk-store.js'
 const CHANNEL_PREFIX = 'lt-segment:'
 /** How long a channel for a segment we have not joined (yet) is kept. */
 const PENDING_CHANNEL_MS = 10000
+/**
+ * A lost link makes the stream swarm announce again (with offers) this long
+ * after the last such announce at the soonest, instead of at the tracker's
+ * interval (120 s).
+ */
+const REDISCOVER_MS = 10000
 const BUILTIN_TRACKER_STREAM = /\/_lt\/tracker\/([0-9a-f]{16})$/
 
 async function sha1Hex (text) {
@@ -71,6 +77,8 @@ export class StreamMesh {
     this.links = new Map()
     /** Info-hash -> channels opened to us for a segment not joined yet. */
     this.pending = new Map()
+    this.rediscoverTimer = null
+    this.lastRediscover = 0
     this.ready = streamSwarmHash(stream.key).then(hash => this.start(hash))
     this.ready.catch(err => console.warn('live-torrent: no stream mesh', err))
   }
@@ -91,18 +99,31 @@ export class StreamMesh {
     if (this.destroyed || !remote || this.refuse(remote)) return wire.destroy()
     const peer = [...this.torrent._peers.values()].find(p => p.wire === wire)
     const pc = peerConnectionOf(peer)
-    if (!pc || this.links.has(remote)) {
-      // Not a WebRTC peer, or a second connection to a viewer we have one to.
-      if (this.links.has(remote)) wire.destroy()
-      return
-    }
+    if (!pc) return // not a WebRTC peer
+    // A second connection to a viewer we have one to (a re-announce's offer
+    // reached it): the older one stays. Should both ends each keep a
+    // different one, both close and the lost link brings a new announce.
+    if (this.links.has(remote)) return wire.destroy()
     this.links.set(remote, pc)
     // simple-peer took its own channel at connection time; later channels are ours.
     pc.ondatachannel = event => this.onChannel(remote, event.channel)
     wire.once('close', () => {
-      if (this.links.get(remote) === pc) this.links.delete(remote)
+      if (this.links.get(remote) !== pc) return
+      this.links.delete(remote)
+      this.rediscover()
     })
     for (const segment of this.segments()) this.openChannel(remote, pc, segment)
+  }
+
+  /** Announces the stream swarm again soon, to meet the viewers we lost. */
+  rediscover () {
+    if (this.destroyed || this.rediscoverTimer) return
+    const wait = Math.max(0, this.lastRediscover + REDISCOVER_MS - performance.now())
+    this.rediscoverTimer = setTimeout(() => {
+      this.rediscoverTimer = null
+      this.lastRediscover = performance.now()
+      if (!this.destroyed) this.torrent?.discovery?.tracker?.update()
+    }, wait)
   }
 
   get linkCount () {
@@ -173,6 +194,7 @@ export class StreamMesh {
 
   destroy () {
     this.destroyed = true
+    clearTimeout(this.rediscoverTimer)
     for (const waiting of this.pending.values()) {
       for (const { channel, timer } of waiting) {
         clearTimeout(timer)
