@@ -13,8 +13,11 @@ const { Duplex } = streamx
 const MAX_BUFFERED_BYTES = 64 * 1024
 
 export class DataChannelConnection extends Duplex {
-  /** `id` names the connection among a torrent's peers. */
-  constructor (channel, id) {
+  /**
+   * `id` names the connection among a torrent's peers; `early`: messages the
+   * channel received before it was wrapped, read first.
+   */
+  constructor (channel, id, early = []) {
     super()
     this.id = id
     this.channel = channel
@@ -35,6 +38,7 @@ export class DataChannelConnection extends Duplex {
       this.destroy()
     }
     channel.onerror = event => this.destroy(event.error || new Error('data channel error'))
+    for (const data of early) if (data instanceof ArrayBuffer) this.push(new Uint8Array(data))
   }
 
   releaseWrite (err) {

@@ -20,6 +20,8 @@ import MemoryChunkStore from './memory-chunk-store.js'
 const CHANNEL_PREFIX = 'lt-segment:'
 /** How long a channel for a segment we have not joined (yet) is kept. */
 const PENDING_CHANNEL_MS = 10000
+/** What such a channel may send before we join (a wire's handshake and bitfield are under 200 bytes). */
+const MAX_EARLY_BYTES = 64 * 1024
 /**
  * A lost link makes the stream swarm announce again (with offers) this long
  * after the last such announce at the soonest, instead of at the tracker's
@@ -137,9 +139,9 @@ export class StreamMesh {
     const waiting = this.pending.get(segment.infoHash)
     if (!waiting) return
     this.pending.delete(segment.infoHash)
-    for (const { remote, channel, timer } of waiting) {
+    for (const { remote, channel, timer, early } of waiting) {
       clearTimeout(timer)
-      this.addToSegment(segment, remote, channel)
+      this.addToSegment(segment, remote, channel, early)
     }
   }
 
@@ -162,6 +164,16 @@ export class StreamMesh {
     const segment = this.segmentFor(infoHash)
     if (segment) return this.addToSegment(segment, remote, channel)
     // The other end listed the segment first; our playlist will list it soon.
+    // Its wire's handshake may arrive before then, and a data channel drops
+    // what arrives while nobody listens: keep it for the connection.
+    const early = []
+    let earlyBytes = 0
+    channel.binaryType = 'arraybuffer'
+    channel.onmessage = event => {
+      earlyBytes += event.data.byteLength ?? 0
+      if (earlyBytes > MAX_EARLY_BYTES) return channel.close()
+      early.push(event.data)
+    }
     const waiting = this.pending.get(infoHash) || []
     const timer = setTimeout(() => {
       const left = (this.pending.get(infoHash) || []).filter(entry => entry.channel !== channel)
@@ -169,12 +181,13 @@ export class StreamMesh {
       else this.pending.delete(infoHash)
       channel.close()
     }, PENDING_CHANNEL_MS)
-    waiting.push({ remote, channel, timer })
+    waiting.push({ remote, channel, timer, early })
     this.pending.set(infoHash, waiting)
   }
 
-  addToSegment (segment, remote, channel) {
-    const conn = new DataChannelConnection(channel, `mesh:${remote}`)
+  /** `early`: messages that came before the segment was joined. */
+  addToSegment (segment, remote, channel, early = []) {
+    const conn = new DataChannelConnection(channel, `mesh:${remote}`, early)
     const add = () => {
       try {
         if (segment.torrent.destroyed || !segment.torrent.addPeer(conn)) conn.destroy()
