@@ -23,7 +23,7 @@ import { SourceMap } from 'node:module'
 
 import { startOrigin } from '../scripts/origin.mjs'
 import { startWorker, sleep } from '../tests/support/harness.mjs'
-import { browserTag } from '../tests/support/browser.mjs'
+import { browserProcesses, CLOCK_TICKS_PER_SECOND, statFields } from '../tests/support/browser.mjs'
 import { countPeerConnections, openViewer } from '../tests/support/viewers.mjs'
 
 const VIEWERS = Number(process.env.VIEWERS ?? 4)
@@ -35,7 +35,6 @@ for (const [name, value] of Object.entries({ VIEWERS, WARMUP_SECONDS, PROFILE_SE
 }
 const PAGE_CONFIG = process.env.PAGE_CONFIG ? JSON.parse(process.env.PAGE_CONFIG) : null
 const JOIN_GAP_MS = 2000
-const CLOCK_TICKS_PER_SECOND = 100 // Linux USER_HZ (`getconf CLK_TCK`)
 const log = line => process.stderr.write(`[client-profile] ${line}\n`)
 const pct = value => `${(100 * value).toFixed(1)}%`
 
@@ -51,36 +50,23 @@ function processKind (argv) {
 }
 
 /**
- * CPU ticks of every thread of the browser tagged `tag`: Map of
- * "process kind / thread name" -> ticks. Thread names with a number at the end
+ * CPU ticks of every thread of `browser`: Map of "process kind / thread
+ * name" -> ticks. Thread names with a number at the end
  * (ThreadPoolForegroundWorker, ...) are counted together.
  */
-async function threadTicks (tag) {
-  const pids = (await fs.readdir('/proc')).filter(name => /^\d+$/.test(name))
-  const processes = new Map()
-  for (const pid of pids) {
-    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null)
-    if (!stat) continue
-    // Chromium rewrites its child processes' titles: their arguments are then one space-separated string.
-    const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split(/[\0 ]/)
-    processes.set(Number(pid), { parent: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]), argv })
-  }
-  const root = [...processes].find(([, p]) => p.argv.includes(`--lt-browser=${tag}`))?.[0]
-  if (root === undefined) throw new Error(`no browser process tagged ${tag}`)
-  const inTree = pid => {
-    for (let p = pid, hops = 0; p > 1 && hops < 64; p = processes.get(p)?.parent ?? 0, hops++) if (p === root) return true
-    return false
-  }
+async function threadTicks (browser) {
+  const processes = await browserProcesses(browser)
+  if (!processes) throw new Error('the browser\'s processes cannot be read from /proc')
   const ticks = new Map()
-  for (const [pid, { argv }] of processes) {
-    if (!inTree(pid)) continue
-    const kind = processKind(argv)
+  for (const { pid } of processes) {
+    // Chromium rewrites its child processes' titles: their arguments are then one space-separated string.
+    const kind = processKind((await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split(/[\0 ]/))
     const tids = await fs.readdir(`/proc/${pid}/task`).catch(() => [])
     for (const tid of tids) {
       const stat = await fs.readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null)
       const comm = (await fs.readFile(`/proc/${pid}/task/${tid}/comm`, 'utf8').catch(() => '?')).trim()
       if (!stat) continue
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const fields = statFields(stat)
       const key = `${kind} / ${comm.replace(/\d+$/, 'N')}`
       ticks.set(key, (ticks.get(key) ?? 0) + Number(fields[11]) + Number(fields[12]))
     }
@@ -197,14 +183,14 @@ try {
   log(`all first frames; warming up ${WARMUP_SECONDS} s`)
   await sleep(WARMUP_SECONDS * 1000)
 
-  const before = await Promise.all(viewers.map(v => threadTicks(browserTag(v.browser))))
+  const before = await Promise.all(viewers.map(v => threadTicks(v.browser)))
   const started = Date.now()
   const pageSession = await p2pViewers[0].context.newCDPSession(p2pViewers[0].page)
   const [pageProfile, workerProfile] = await Promise.all([
     profileTarget((m, p) => pageSession.send(m, p), PROFILE_SECONDS * 1000),
     serviceWorkerSender(p2pViewers[0].browser).then(send => profileTarget(send, PROFILE_SECONDS * 1000))
   ])
-  const after = await Promise.all(viewers.map(v => threadTicks(browserTag(v.browser))))
+  const after = await Promise.all(viewers.map(v => threadTicks(v.browser)))
   const seconds = (Date.now() - started) / 1000
   const used = viewers.map((v, i) => delta(before[i], after[i]))
   const reports = await Promise.all(viewers.map(v => v.finish()))

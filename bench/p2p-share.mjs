@@ -90,14 +90,6 @@ const PLAYERS = {
     settings: null,
     pageConfig: { maxOffersPerAnnounce: 2 }
   },
-  // The built-in tracker with one WebRTC offer per segment announce: what
-  // fewer per-segment connections save (bench/client-profile.mjs for the CPU).
-  'live-torrent-builtin-1-offer': {
-    label: 'live-torrent, built-in tracker, maxOffersPerAnnounce 1',
-    settings: null,
-    builtinTracker: true,
-    pageConfig: { maxOffersPerAnnounce: 1 }
-  },
   // p2p-media-loader as it ships. Its hls.js integration raises hls.js's
   // liveSyncDurationCount to the playlist length - 1 by itself (when the page
   // sets none), so it plays further behind the live edge than plain hls.js.

@@ -36,20 +36,20 @@ export async function launchBrowser () {
   return browser
 }
 
-/** The `--lt-browser=` tag of a browser from launchBrowser (null for another). */
-export function browserTag (browser) {
-  return browserTags.get(browser) ?? null
+export const CLOCK_TICKS_PER_SECOND = 100 // Linux USER_HZ (`getconf CLK_TCK`)
+
+/** The fields of a /proc stat line after the command (in parentheses, may hold spaces). */
+export function statFields (stat) {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
 }
 
-const CLOCK_TICKS_PER_SECOND = 100 // Linux USER_HZ (`getconf CLK_TCK`)
-
 /**
- * CPU seconds (user + system) used so far by a launched browser: its main
- * process and every process under it (renderers, GPU, network service), read
- * from /proc. Processes that already exited are not counted. Linux only;
- * null where /proc cannot be read.
+ * The processes of a launched browser, read from /proc: its main process and
+ * every process under it (renderers, GPU, network service), as
+ * [{ pid, stat }] (`stat`: statFields of /proc/<pid>/stat). Linux only; null
+ * where /proc cannot be read or the browser is not found.
  */
-export async function browserCpuSeconds (browser) {
+export async function browserProcesses (browser) {
   const tag = browserTags.get(browser)
   if (!tag) return null
   let entries
@@ -68,16 +68,24 @@ export async function browserCpuSeconds (browser) {
       const cmdline = await fs.readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')
       if (cmdline.split('\0').includes(`--lt-browser=${tag}`)) root = Number(name)
     }
-    // Fields after the command, which is in parentheses and may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    processes.set(Number(name), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) })
+    processes.set(Number(name), statFields(stat))
   }
   if (root === null) return null
   const inTree = pid => {
-    for (let p = pid, hops = 0; p > 1 && hops < 64; p = processes.get(p)?.parent ?? 0, hops++) if (p === root) return true
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = Number(processes.get(p)?.[1] ?? 0), hops++) if (p === root) return true
     return false
   }
-  let ticks = 0
-  for (const [pid, { ticks: t }] of processes) if (inTree(pid)) ticks += t
+  return [...processes].filter(([pid]) => inTree(pid)).map(([pid, stat]) => ({ pid, stat }))
+}
+
+/**
+ * CPU seconds (user + system) used so far by a launched browser, all its
+ * processes (browserProcesses). Processes that already exited are not
+ * counted. null where /proc cannot be read.
+ */
+export async function browserCpuSeconds (browser) {
+  const processes = await browserProcesses(browser)
+  if (!processes) return null
+  const ticks = processes.reduce((sum, { stat }) => sum + Number(stat[11]) + Number(stat[12]), 0)
   return ticks / CLOCK_TICKS_PER_SECOND
 }

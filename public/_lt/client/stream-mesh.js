@@ -2,8 +2,8 @@
 //
 // A segment torrent that finds its peers through the tracker sets up a new
 // peer connection to each of them (ICE, DTLS, SCTP) every segment duration;
-// bench/client-profile.mjs put those set-ups at about a third of what P2P
-// costs a viewer's browser. Instead, the viewers of a stream meet once, in
+// bench/client-profile.mjs put those set-ups at about half of what P2P
+// added to a viewer's browser. Instead, the viewers of a stream meet once, in
 // the stream's own swarm (a torrent that never has metadata: its info-hash
 // is the SHA-1 of "live-torrent stream swarm <stream>", which the worker
 // registers with the built-in tracker, src/tracker.rs stream_swarm_hash),
@@ -15,6 +15,7 @@
 // the contract; a viewer that is not in the mesh still meets the others in
 // the segment's swarm through the tracker (segmentOffers).
 import { DataChannelConnection } from './data-channel-connection.js'
+import { sha1Hex } from './http-fallback.js'
 import MemoryChunkStore from './memory-chunk-store.js'
 
 const CHANNEL_PREFIX = 'lt-segment:'
@@ -29,11 +30,6 @@ const MAX_EARLY_BYTES = 64 * 1024
  */
 const REDISCOVER_MS = 10000
 const BUILTIN_TRACKER_STREAM = /\/_lt\/tracker\/([0-9a-f]{16})$/
-
-async function sha1Hex (text) {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-1', new TextEncoder().encode(text)))
-  return Array.from(digest, b => b.toString(16).padStart(2, '0')).join('')
-}
 
 /**
  * The stream a segment magnet belongs to: the built-in tracker's stream id
@@ -52,7 +48,7 @@ export function streamOf (magnet, playlistUrl = null) {
 }
 
 export function streamSwarmHash (streamKey) {
-  return sha1Hex(`live-torrent stream swarm ${streamKey}`)
+  return sha1Hex(new TextEncoder().encode(`live-torrent stream swarm ${streamKey}`))
 }
 
 /** The WebRTC connection under a WebTorrent peer (simple-peer keeps it as `_pc`). */
