@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 
 import { rangesFor } from '../public/_lt/client/http-fallback.js'
 import { designatedFetcher } from '../public/_lt/client/segment-delivery.js'
+import { bufferAheadMs } from '../public/_lt/client/playback-clock.js'
 import crypto from 'node:crypto'
 
 import { offersPerAnnounce, segmentOffers } from '../public/_lt/client/offer-budget.js'
@@ -68,4 +69,27 @@ test('the stream swarm hash is the SHA-1 of "live-torrent stream swarm <stream>"
   const expected = crypto.createHash('sha1').update('live-torrent stream swarm 0123456789abcdef').digest('hex')
   assert.equal(await streamSwarmHash('0123456789abcdef'), expected)
   assert.notEqual(await streamSwarmHash('0123456789abcdee'), expected)
+})
+
+/** A media element's state as bufferAheadMs reads it: ranges are [start, end] pairs in seconds. */
+function mediaState ({ buffered = [], played = [], currentTime = 0, paused = false, playbackRate = 1 }) {
+  const timeRanges = ranges => ({ length: ranges.length, start: i => ranges[i][0], end: i => ranges[i][1] })
+  return { buffered: timeRanges(buffered), played: timeRanges(played), currentTime, paused, playbackRate }
+}
+
+test('start-up lasts until the video has played: buffered segments before the first frame give no deadline', () => {
+  assert.equal(bufferAheadMs(null), null)
+  assert.equal(bufferAheadMs(mediaState({})), null)
+  // hls.js has buffered two segments and is about to start: still start-up.
+  assert.equal(bufferAheadMs(mediaState({ buffered: [[30, 34]], currentTime: 30 })), null)
+})
+
+test('once playing, the deadline is the buffer ahead of the playhead in wall-clock time', () => {
+  const playing = { buffered: [[30, 34]], played: [[30, 31]], currentTime: 31 }
+  assert.equal(bufferAheadMs(mediaState(playing)), 3000)
+  assert.equal(bufferAheadMs(mediaState({ ...playing, playbackRate: 2 })), 1500)
+  // Only the range holding the playhead counts; outside every range, nothing is ahead.
+  assert.equal(bufferAheadMs(mediaState({ ...playing, buffered: [[20, 25], [30, 34]] })), 3000)
+  assert.equal(bufferAheadMs(mediaState({ ...playing, currentTime: 40 })), 0)
+  assert.equal(bufferAheadMs(mediaState({ ...playing, paused: true })), Infinity)
 })

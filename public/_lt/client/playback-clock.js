@@ -2,6 +2,11 @@
 // element's buffer ahead of the playhead, in wall-clock milliseconds. The
 // player appends each segment at the end of its buffer, so that is when it
 // runs dry without it.
+//
+// Until the video has played at all, there is no such time: every
+// millisecond spent waiting then delays the first frame, however much the
+// player has buffered already (hls.js buffers a segment or two before it
+// starts). That is start-up, and the caller treats it as such.
 
 export class PlaybackClock {
   constructor (selector) {
@@ -13,18 +18,26 @@ export class PlaybackClock {
     return candidates.find(m => m.readyState > 0 && !m.paused) || candidates.find(m => m.readyState > 0) || null
   }
 
-  /** Milliseconds of media buffered ahead of the playhead; null before playback has data. */
+  /** Milliseconds of media buffered ahead of the playhead; null at start-up. */
   bufferAheadMs () {
-    const media = this.media()
-    if (!media || media.buffered.length === 0) return null
-    const t = media.currentTime
-    let end = null
-    for (let i = 0; i < media.buffered.length; i++) {
-      if (media.buffered.start(i) <= t + 0.1 && media.buffered.end(i) >= t) end = media.buffered.end(i)
-    }
-    if (end === null) return 0
-    const rate = media.paused ? 0 : (media.playbackRate || 1)
-    if (rate === 0) return Infinity
-    return ((end - t) / rate) * 1000
+    return bufferAheadMs(this.media())
   }
+}
+
+/**
+ * `media`'s buffer ahead of its playhead in wall-clock ms: null before it has
+ * played (no media, nothing buffered, or nothing played yet: start-up), 0 when
+ * the playhead is outside every buffered range, Infinity while paused.
+ */
+export function bufferAheadMs (media) {
+  if (!media || media.buffered.length === 0 || media.played.length === 0) return null
+  const t = media.currentTime
+  let end = null
+  for (let i = 0; i < media.buffered.length; i++) {
+    if (media.buffered.start(i) <= t + 0.1 && media.buffered.end(i) >= t) end = media.buffered.end(i)
+  }
+  if (end === null) return 0
+  const rate = media.paused ? 0 : (media.playbackRate || 1)
+  if (rate === 0) return Infinity
+  return ((end - t) / rate) * 1000
 }

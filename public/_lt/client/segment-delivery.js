@@ -13,7 +13,8 @@
 //   deadline is the media buffer ahead of the playhead, less the measured
 //   time of an HTTP fetch and a safety margin. Then they complete the
 //   segment over HTTP, keeping what peers delivered.
-// - Before playback has a buffer (start-up), a viewer waits for peers only
+// - Before the video has played at all (start-up: every wait delays the
+//   first frame, however much is buffered), a viewer waits for peers only
 //   briefly, and only if a connected peer already holds the whole segment.
 import { completeOverHttp } from './http-fallback.js'
 
