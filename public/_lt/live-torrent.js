@@ -8,7 +8,10 @@
 //   ready            Promise<boolean>: true once P2P is on, false if it is off
 //                    (the player then simply uses HTTP)
 //   disabled         why P2P is off, or null
-//   stats()          { p2pBytes, httpBytes, uploadedBytes, peers, torrents, segments, rejectedPieces }
+//   stats()          { p2pBytes, httpBytes, directHttpBytes, uploadedBytes, peers, torrents, segments, rejectedPieces }
+//                    (httpBytes includes directHttpBytes: segments the player
+//                    fetched without the client, e.g. before the service
+//                    worker took control)
 //   on('segment', fn) / off('segment', fn)
 //                    fn({ url, infoHash, bytes, p2pBytes, httpBytes, ms, source,
 //                         metadataMs, firstPeerMs, completeMs, requestedMs, peers })
@@ -17,7 +20,7 @@
 import { findScriptElement, readConfig } from './client/config.js'
 import { ClientStats } from './client/stats.js'
 import { PlaybackClock } from './client/playback-clock.js'
-import { listenToServiceWorker, registerServiceWorker } from './client/service-worker-link.js'
+import { countEarlySegmentFetches, listenToServiceWorker, registerServiceWorker } from './client/service-worker-link.js'
 
 const config = readConfig(findScriptElement(import.meta.url))
 const stats = new ClientStats()
@@ -65,9 +68,11 @@ async function start () {
   const client = loadClient()
   client.catch(() => {})
   const playlistsSeen = new Set()
+  const earlyFetchesCounted = new Set()
 
   listenToServiceWorker({
     async onPlaylist ({ playlistUrl, segments }) {
+      countEarlySegmentFetches(new Set(segments.map(s => s.url)), earlyFetchesCounted, bytes => stats.directHttp(bytes))
       try {
         const { swarms, delivery } = await client
         const joined = swarms.join(segments, { playlistUrl })
@@ -94,6 +99,9 @@ async function start () {
         console.warn('live-torrent: segment falls back to HTTP', url, err)
         reply({ type: 'fallback', reason: String(err) })
       }
+    },
+    onDirectHttp ({ bytes }) {
+      stats.directHttp(bytes)
     }
   })
   await Promise.all([client, registerServiceWorker(config.serviceWorkerUrl, config.serviceWorkerScope)])

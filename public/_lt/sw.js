@@ -140,7 +140,25 @@ async function fetchSegment (event, key, range) {
   } finally {
     offered.delete(key)
   }
-  return fetch(request)
+  const response = await fetch(request)
+  reportDirectHttp(event, request.url, response)
+  return response
+}
+
+/**
+ * Tells the page client how many bytes a segment brought from the network
+ * without it, so that its statistics count them as HTTP: the body's length
+ * (Content-Length, else a copy of the body is measured).
+ */
+function reportDirectHttp (event, url, response) {
+  if (!response.ok) return
+  const declared = Number(response.headers.get('content-length'))
+  const measured = Number.isSafeInteger(declared) && declared > 0 && !response.headers.get('content-encoding')
+    ? Promise.resolve(declared)
+    : response.clone().arrayBuffer().then(body => body.byteLength)
+  event.waitUntil(measured.then(async bytes => {
+    for (const client of await pageClients(event.clientId)) client.postMessage({ type: 'lt:direct-http', url, bytes })
+  }).catch(() => {}))
 }
 
 /**

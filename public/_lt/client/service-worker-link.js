@@ -56,19 +56,46 @@ function replayEarlyPlaylists (controlledAt) {
 }
 
 /**
- * Routes service worker messages: `onPlaylist({ playlistUrl, segments })`
- * and `onSegment({ key, url, magnet, range }, reply)`, where `reply(message, transfer)`
- * answers on the request's own channel.
+ * Routes service worker messages: `onPlaylist({ playlistUrl, segments })`,
+ * `onSegment({ key, url, magnet, range }, reply)`, where `reply(message, transfer)`
+ * answers on the request's own channel, and `onDirectHttp({ url, bytes })`
+ * for a segment the service worker fetched from the network itself.
  */
-export function listenToServiceWorker ({ onPlaylist, onSegment }) {
+export function listenToServiceWorker ({ onPlaylist, onSegment, onDirectHttp }) {
   navigator.serviceWorker.addEventListener('message', event => {
     const data = event.data || {}
     if (data.type === 'lt:playlist') {
       onPlaylist(data)
+    } else if (data.type === 'lt:direct-http' && Number.isSafeInteger(data.bytes) && data.bytes >= 0) {
+      onDirectHttp(data)
     } else if (data.type === 'lt:segment' && event.ports[0]) {
       const port = event.ports[0]
       onSegment(data, (message, transfer = []) => port.postMessage(message, transfer))
     }
   })
   navigator.serviceWorker.startMessages()
+}
+
+/**
+ * Segment bytes the player fetched from the network before the service
+ * worker could offer them to us, per resource timing: calls `count(bytes)`
+ * once for each such response to one of `urls` not counted before (`counted`
+ * keeps them). Those are the requests made before the service worker took
+ * control (no worker involved), and those it let pass because it had not
+ * read a playlist listing them yet (they came from the network: a transfer
+ * size; made by the player, not by fetch(), which is how this client fetches
+ * its own ranges; a player that loads with fetch() is not counted there).
+ * A cross-origin response without Timing-Allow-Origin reports no size.
+ */
+export function countEarlySegmentFetches (urls, counted, count) {
+  if (typeof performance === 'undefined' || !performance.getEntriesByType) return
+  for (const entry of performance.getEntriesByType('resource')) {
+    if (!(entry.encodedBodySize > 0) || !urls.has(entry.name)) continue
+    const passedServiceWorker = entry.workerStart > 0 && entry.transferSize > 0 && entry.initiatorType !== 'fetch'
+    if (entry.workerStart > 0 && !passedServiceWorker) continue
+    const id = `${entry.name} ${entry.startTime}`
+    if (counted.has(id)) continue
+    counted.add(id)
+    count(entry.encodedBodySize)
+  }
 }

@@ -5,7 +5,13 @@ export class ClientStats extends EventTarget {
   constructor () {
     super()
     this.p2pBytes = 0
+    // Every segment byte the player got over HTTP that we know of: what the
+    // client fetched, and (directHttpBytes, counted in it too) what the
+    // player fetched without the client: before the service worker took
+    // control, or when the client did not deliver a segment. The share,
+    // p2pBytes / (p2pBytes + httpBytes), counts a segment we never saw as HTTP.
     this.httpBytes = 0
+    this.directHttpBytes = 0
     this.uploadedBytes = 0
     this.segments = 0
     // Pieces received from peers that failed their SHA-1 check and were
@@ -21,6 +27,12 @@ export class ClientStats extends EventTarget {
     this.dispatchEvent(new CustomEvent('segment', { detail }))
   }
 
+  /** Segment bytes the player fetched over HTTP without the client. */
+  directHttp (bytes) {
+    this.directHttpBytes += bytes
+    this.httpBytes += bytes
+  }
+
   uploaded (bytes) {
     this.uploadedBytes += bytes
   }
@@ -34,6 +46,7 @@ export class ClientStats extends EventTarget {
     return {
       p2pBytes: this.p2pBytes,
       httpBytes: this.httpBytes,
+      directHttpBytes: this.directHttpBytes,
       uploadedBytes: this.uploadedBytes,
       peers,
       torrents,
