@@ -17,7 +17,7 @@
 // (N, player); the live-torrent rows are labelled by tracker.
 //
 // Environment: VIEWERS (default 2,4,6), SECONDS_PER_RUN (default 60),
-// JOIN_GAP_MS (default 2000), PLAYERS (default live-torrent (npm tracker),
+// JOIN_GAP_MS (default 2000), PROBE_PAIRS (default 3; 0: none), PLAYERS (default live-torrent (npm tracker),
 // live-torrent-builtin (built-in tracker), p2pml-defaults, p2pml-tuned; also
 // live-torrent-2-offers), e.g. `PLAYERS=live-torrent,live-torrent-builtin
 // VIEWERS=4 SECONDS_PER_RUN=40` for a quick comparison of the two trackers.
@@ -38,8 +38,17 @@
 //                      over the P2P viewers / the plain viewer
 //   first frame        metrics.firstFrameMs (ms after navigation), median
 //                      over the P2P viewers / plain; in brackets, when the
-//                      page created the player (metrics.playerStartMs: the
-//                      demo waits up to 3 s for the service worker)
+//                      page created the player (metrics.playerStartMs). The
+//                      phase's own viewers join into a growing load, so the
+//                      later P2P viewers start on a busier machine than the
+//                      plain one did: this column says how joining went, not
+//                      what P2P costs a start
+//   joining viewer     the start-up cost of P2P itself: once the phase has
+//                      been watched, PROBE_PAIRS (default 3) pairs of one
+//                      more viewer, P2P (the phase's player) and plain in
+//                      turn, each opened alone into the running phase and
+//                      closed at its first frame; median first frame of each
+//                      kind, under the same load
 //   worker requests    requests for /live/seg-* that left the browser (made by
 //                      the page, the page client or the service worker and not
 //                      answered by the service worker; web-seed and fallback
@@ -120,6 +129,8 @@ const DEFAULT_PLAYERS = ['live-torrent', 'live-torrent-builtin', 'p2pml-defaults
 const PLAYER_NAMES = parsePlayers(process.env.PLAYERS || DEFAULT_PLAYERS.join(','))
 const SECONDS_PER_RUN = Number(process.env.SECONDS_PER_RUN || 60)
 const JOIN_GAP_MS = Number(process.env.JOIN_GAP_MS || 2000)
+const PROBE_PAIRS = Number(process.env.PROBE_PAIRS ?? 3)
+if (!Number.isInteger(PROBE_PAIRS) || PROBE_PAIRS < 0) throw new Error(`PROBE_PAIRS must be a whole number >= 0, got ${process.env.PROBE_PAIRS}`)
 if (!(SECONDS_PER_RUN > 0)) throw new Error(`SECONDS_PER_RUN must be > 0, got ${process.env.SECONDS_PER_RUN}`)
 const FIRST_FRAME_TIMEOUT_MS = 60_000
 /** The plain viewer joins between the first and second P2P viewer. */
@@ -174,7 +185,8 @@ async function runPhase (origin, comparison, n, playerName) {
       p2p.push({ ...await viewer.finish(), segmentEvents })
     }
     const plain = await plainViewer.finish()
-    return { n, player: playerName, p2p, plain, trackerStats }
+    const probes = await probeJoins({ ...common, ...p2pInit, pageUrl, index: n + 2 })
+    return { n, player: playerName, p2p, plain, trackerStats, probes }
   } finally {
     await Promise.all(opened.map(viewer => viewer.close()))
     await worker.stop()
@@ -200,6 +212,30 @@ async function builtinTrackerStats (worker) {
   const stats = await fetch(`${trackers[0].replace(/^ws/, 'http')}/stats`, { redirect: 'manual', signal: AbortSignal.timeout(10_000) }).then(r => r.json())
   const announces = stats.messages_in - (stats.scrapes ?? 0)
   return { ...stats, announces: { total: announces } }
+}
+
+/**
+ * Time to first frame of one more viewer joining the running phase, P2P (the
+ * phase's player: `pageUrl` or the demo) and plain in turn, `PROBE_PAIRS` of
+ * each, one at a time, each closed at its first frame. Alternating the order
+ * (P2P first, then plain first) spreads any drift of the load over both kinds.
+ * Returns { p2p: [{ firstFrameMs, playerStartMs }], plain: [...] }.
+ */
+async function probeJoins (options) {
+  const probes = { p2p: [], plain: [] }
+  for (let pair = 0; pair < PROBE_PAIRS; pair++) {
+    const order = pair % 2 === 0 ? [true, false] : [false, true]
+    for (const p2p of order) {
+      const viewer = await openViewer({ ...options, p2p, ...(p2p ? {} : { pageUrl: null }), registry: null })
+      try {
+        const metrics = await viewer.page.evaluate(() => window.ltDemo.metrics)
+        probes[p2p ? 'p2p' : 'plain'].push({ firstFrameMs: metrics.firstFrameMs, playerStartMs: metrics.playerStartMs })
+      } finally {
+        await viewer.close()
+      }
+    }
+  }
+  return probes
 }
 
 /** Keeps live-torrent's segment events (with their timelines) from the first frame on. */
@@ -239,7 +275,7 @@ function costsOf ({ n, player, p2p, trackerStats }) {
   }
 }
 
-function rowOf ({ n, player, p2p, plain }) {
+function rowOf ({ n, player, p2p, plain, probes }) {
   const p2pBytes = p2p.reduce((sum, r) => sum + (r.stats?.p2pBytes ?? 0), 0)
   const httpBytes = p2p.reduce((sum, r) => sum + (r.stats?.httpBytes ?? 0), 0)
   const share = p2pBytes + httpBytes > 0 ? p2pBytes / (p2pBytes + httpBytes) : null
@@ -255,6 +291,8 @@ function rowOf ({ n, player, p2p, plain }) {
     firstFramePlain: plain.firstFrameMs,
     playerStartP2p: median(p2p.map(r => r.playerStartMs)),
     playerStartPlain: plain.playerStartMs,
+    probeFirstFrameP2p: median(probes.p2p.map(p => p.firstFrameMs)),
+    probeFirstFramePlain: median(probes.plain.map(p => p.firstFrameMs)),
     requestsP2p: mean(p2p.map(perSegment).filter(v => v !== null)),
     requestsPlain: perSegment(plain),
     latencyP2p: median(p2p.flatMap(r => r.latencies)),
@@ -305,6 +343,8 @@ try {
             (r.pageErrors.length ? `, page errors: ${r.pageErrors.join(' | ')}` : ''))
         }
         log(`  tracker: ${JSON.stringify(run.trackerStats)}`)
+        log(`  joining viewers, first frame ms (player created): P2P ${run.probes.p2p.map(p => `${p.firstFrameMs} (${p.playerStartMs})`).join(', ') || 'none'}; ` +
+          `plain ${run.probes.plain.map(p => `${p.firstFrameMs} (${p.playerStartMs})`).join(', ') || 'none'}`)
         rows.push(rowOf(run))
         costs.push(costsOf(run))
       } catch (error) {
@@ -320,16 +360,17 @@ try {
 
 console.log(`P2P share of a live HLS stream (2 s segments, ~860 kbit/s), per player: N P2P viewers joining ${JOIN_GAP_MS / 1000} s apart ` +
   `+ 1 plain hls.js viewer, ${SECONDS_PER_RUN} s each, one headless Chromium per viewer, all on one machine; players one after another`)
-console.log('| P2P viewers | player | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms (player created) P2P (median) / plain | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) | CPU of one core P2P / plain |')
-console.log('|---|---|---|---|---|---|---|---|---|')
+console.log(`| P2P viewers | player | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms (player created) P2P (median) / plain | first frame ms of a viewer joining the phase, P2P / plain (median of ${PROBE_PAIRS} each) | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) | CPU of one core P2P / plain |`)
+console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
   const label = PLAYERS[r.player].label
   if (r.failed) {
-    console.log(`| ${r.n} | ${label} | failed: ${r.failed.replace(/\|/g, '/').slice(0, 300)} | | | | | | |`)
+    console.log(`| ${r.n} | ${label} | failed: ${r.failed.replace(/\|/g, '/').slice(0, 300)} | | | | | | | |`)
     continue
   }
   console.log(`| ${r.n} | ${label} | ${pct(r.share)} | ${pct(r.ofCeiling)} | ${r.stallsP2p} / ${r.stallsPlain} | ` +
-    `${fixed(r.firstFrameP2p, 0)} (${fixed(r.playerStartP2p, 0)}) / ${fixed(r.firstFramePlain, 0)} (${fixed(r.playerStartPlain, 0)}) | ${fixed(r.requestsP2p, 2)} / ${fixed(r.requestsPlain, 2)} | ` +
+    `${fixed(r.firstFrameP2p, 0)} (${fixed(r.playerStartP2p, 0)}) / ${fixed(r.firstFramePlain, 0)} (${fixed(r.playerStartPlain, 0)}) | ` +
+    `${fixed(r.probeFirstFrameP2p, 0)} / ${fixed(r.probeFirstFramePlain, 0)} | ${fixed(r.requestsP2p, 2)} / ${fixed(r.requestsPlain, 2)} | ` +
     `${fixed(r.latencyP2p, 1)} / ${fixed(r.latencyPlain, 1)} | ${pct(r.cpuP2p)} / ${pct(r.cpuPlain)} |`)
 }
 
