@@ -219,6 +219,7 @@ async function builtinTrackerStats (worker) {
  * phase's player: `pageUrl` or the demo) and plain in turn, `PROBE_PAIRS` of
  * each, one at a time, each closed at its first frame. Alternating the order
  * (P2P first, then plain first) spreads any drift of the load over both kinds.
+ * `options.registry` is the phase's, so a probe that fails is closed with it.
  * Returns { p2p: [{ firstFrameMs, playerStartMs }], plain: [...] }.
  */
 async function probeJoins (options) {
@@ -226,7 +227,7 @@ async function probeJoins (options) {
   for (let pair = 0; pair < PROBE_PAIRS; pair++) {
     const order = pair % 2 === 0 ? [true, false] : [false, true]
     for (const p2p of order) {
-      const viewer = await openViewer({ ...options, p2p, ...(p2p ? {} : { pageUrl: null }), registry: null })
+      const viewer = await openViewer({ ...options, p2p, ...(p2p ? {} : { pageUrl: null }) })
       try {
         const metrics = await viewer.page.evaluate(() => window.ltDemo.metrics)
         probes[p2p ? 'p2p' : 'plain'].push({ firstFrameMs: metrics.firstFrameMs, playerStartMs: metrics.playerStartMs })

@@ -72,7 +72,7 @@ async function start () {
 
   listenToServiceWorker({
     async onPlaylist ({ playlistUrl, segments }) {
-      countEarlySegmentFetches(new Set(segments.map(s => s.url)), earlyFetchesCounted, bytes => stats.directHttp(bytes))
+      countEarlySegmentFetches(segments, earlyFetchesCounted, bytes => stats.directHttp(bytes))
       try {
         const { swarms, delivery } = await client
         const joined = swarms.join(segments, { playlistUrl })

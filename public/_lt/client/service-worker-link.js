@@ -86,9 +86,12 @@ export function listenToServiceWorker ({ onPlaylist, onSegment, onDirectHttp }) 
  * size; made by the player, not by fetch(), which is how this client fetches
  * its own ranges; a player that loads with fetch() is not counted there).
  * A cross-origin response without Timing-Allow-Origin reports no size.
+ * Such fetches happen while the page starts, so this looks only within
+ * EARLY_PLAYLIST_WATCH_MS of the page's load: later playlists cost nothing.
  */
-export function countEarlySegmentFetches (urls, counted, count) {
-  if (typeof performance === 'undefined' || !performance.getEntriesByType) return
+export function countEarlySegmentFetches (segments, counted, count) {
+  if (typeof performance === 'undefined' || !performance.getEntriesByType || performance.now() > EARLY_PLAYLIST_WATCH_MS) return
+  const urls = new Set(segments.map(s => s.url))
   for (const entry of performance.getEntriesByType('resource')) {
     if (!(entry.encodedBodySize > 0) || !urls.has(entry.name)) continue
     const passedServiceWorker = entry.workerStart > 0 && entry.transferSize > 0 && entry.initiatorType !== 'fetch'
