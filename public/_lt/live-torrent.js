@@ -19,8 +19,15 @@
 //                    ms since a playlist listed the segment (null: never)
 import { findScriptElement, readConfig } from './client/config.js'
 import { ClientStats } from './client/stats.js'
-import { PlaybackClock } from './client/playback-clock.js'
+import { PlaybackClock, whenPlaybackStarts } from './client/playback-clock.js'
 import { countEarlySegmentFetches, listenToServiceWorker, registerServiceWorker } from './client/service-worker-link.js'
+
+// The P2P half is built once the video has started (or after this long):
+// loading WebTorrent and building the client take the main thread for a few
+// hundred ms, which the player otherwise spends waiting between its first
+// segments, all of it added to the first frame. Until then every segment
+// goes to the network, as without P2P (and counts as HTTP).
+const START_DEFER_MAX_MS = 5000
 
 const config = readConfig(findScriptElement(import.meta.url))
 const stats = new ClientStats()
@@ -61,30 +68,42 @@ async function start () {
   if (!config.enabled) throw new Error('disabled by configuration')
   if (!navigator.serviceWorker) throw new Error('this browser has no service workers')
   if (typeof RTCPeerConnection === 'undefined') throw new Error('this browser has no WebRTC')
-  // The modules load while the service worker registers and takes control,
-  // so neither waits for the other. The listener is there from the start:
-  // a message that arrives before the client is built waits for it (a
-  // segment request not acknowledged in time goes to the network).
-  const client = loadClient()
+  // The service worker registers and takes control at once; the client is
+  // built once playback starts. The listener is there from the start: until
+  // the client is built, segment requests go straight to the network, and the
+  // latest playlist per URL waits for the client.
+  let built = null
+  const client = whenPlaybackStarts(config.media, START_DEFER_MAX_MS).then(loadClient).then(c => { built = c; return c })
   client.catch(() => {})
   const playlistsSeen = new Set()
+  const playlistsWaiting = new Map()
   const earlyFetchesCounted = new Set()
 
+  function joinPlaylist ({ playlistUrl, segments }) {
+    try {
+      const joined = built.swarms.join(segments, { playlistUrl })
+      built.delivery.onJoined(joined, { atLiveEdge: playlistsSeen.has(playlistUrl) })
+      playlistsSeen.add(playlistUrl)
+    } catch (err) {
+      console.warn('live-torrent: playlist not used', err)
+    }
+  }
+  client.then(() => {
+    for (const message of playlistsWaiting.values()) joinPlaylist(message)
+    playlistsWaiting.clear()
+  }, () => {})
+
   listenToServiceWorker({
-    async onPlaylist ({ playlistUrl, segments }) {
-      countEarlySegmentFetches(segments, earlyFetchesCounted, bytes => stats.directHttp(bytes))
-      try {
-        const { swarms, delivery } = await client
-        const joined = swarms.join(segments, { playlistUrl })
-        delivery.onJoined(joined, { atLiveEdge: playlistsSeen.has(playlistUrl) })
-        playlistsSeen.add(playlistUrl)
-      } catch (err) {
-        console.warn('live-torrent: playlist not used', err)
-      }
+    onPlaylist (message) {
+      countEarlySegmentFetches(message.segments, earlyFetchesCounted, bytes => stats.directHttp(bytes))
+      if (built) return joinPlaylist(message)
+      playlistsWaiting.delete(message.playlistUrl)
+      playlistsWaiting.set(message.playlistUrl, message)
     },
     async onSegment ({ key = null, url, magnet, range = null }, reply) {
+      if (!built) return reply({ type: 'fallback', reason: 'starting' })
       try {
-        const { swarms, delivery } = await client
+        const { swarms, delivery } = built
         const segment = swarms.get(key || url) || (magnet && swarms.join([{ key, url, magnet, range }])[0])
         if (!segment) return reply({ type: 'fallback', reason: 'unknown segment' })
         const deadlineMs = delivery.deadlineMs(segment)

@@ -41,3 +41,31 @@ export function bufferAheadMs (media) {
   if (rate === 0) return Infinity
   return ((end - t) / rate) * 1000
 }
+
+/**
+ * Resolves once a media element matching `selector` has started playing (at
+ * once if one has already), or after `timeoutMs` whatever happens: a page
+ * whose video never starts (autoplay refused, no video yet) still gets P2P.
+ * An invalid selector resolves at once.
+ */
+export function whenPlaybackStarts (selector, timeoutMs) {
+  return new Promise(resolve => {
+    let matching
+    try {
+      matching = [...document.querySelectorAll(selector)]
+    } catch {
+      return resolve()
+    }
+    if (matching.some(m => m.played.length > 0)) return resolve()
+    const onPlaying = event => {
+      if (event.target instanceof Element && event.target.matches(selector)) done()
+    }
+    const timer = setTimeout(done, timeoutMs)
+    function done () {
+      clearTimeout(timer)
+      document.removeEventListener('playing', onPlaying, true)
+      resolve()
+    }
+    document.addEventListener('playing', onPlaying, true)
+  })
+}
