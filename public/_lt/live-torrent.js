@@ -73,11 +73,15 @@ async function start () {
   // the client is built, segment requests go straight to the network, and the
   // latest playlist per URL waits for the client.
   let built = null
-  const client = whenPlaybackStarts(config.media, START_DEFER_MAX_MS).then(loadClient).then(c => { built = c; return c })
-  client.catch(() => {})
   const playlistsSeen = new Set()
   const playlistsWaiting = new Map()
   const earlyFetchesCounted = new Set()
+  const client = whenPlaybackStarts(config.media, START_DEFER_MAX_MS).then(loadClient).then(loaded => {
+    built = loaded
+    for (const message of playlistsWaiting.values()) joinPlaylist(message)
+    playlistsWaiting.clear()
+  })
+  client.catch(() => {})
 
   function joinPlaylist ({ playlistUrl, segments }) {
     try {
@@ -88,16 +92,11 @@ async function start () {
       console.warn('live-torrent: playlist not used', err)
     }
   }
-  client.then(() => {
-    for (const message of playlistsWaiting.values()) joinPlaylist(message)
-    playlistsWaiting.clear()
-  }, () => {})
 
   listenToServiceWorker({
     onPlaylist (message) {
       countEarlySegmentFetches(message.segments, earlyFetchesCounted, bytes => stats.directHttp(bytes))
       if (built) return joinPlaylist(message)
-      playlistsWaiting.delete(message.playlistUrl)
       playlistsWaiting.set(message.playlistUrl, message)
     },
     async onSegment ({ key = null, url, magnet, range = null }, reply) {
