@@ -25,9 +25,13 @@ import { countEarlySegmentFetches, listenToServiceWorker, registerServiceWorker 
 // The P2P half is built once the video has started (or after this long):
 // loading WebTorrent and building the client take the main thread for a few
 // hundred ms, which the player otherwise spends waiting between its first
-// segments, all of it added to the first frame. Until then every segment
-// goes to the network, as without P2P (and counts as HTTP).
+// segments, all of it added to the first frame. Until the first frame every
+// segment goes to the network, as without P2P (and counts as HTTP). Once the
+// video plays, a segment request waits for the client being built, as long
+// as the buffer affords it (less the margin and an HTTP fetch's time), so
+// the segments after the first frame can come from peers too.
 const START_DEFER_MAX_MS = 5000
+const HTTP_FETCH_ESTIMATE_MS = 500
 
 const config = readConfig(findScriptElement(import.meta.url))
 const stats = new ClientStats()
@@ -82,6 +86,25 @@ async function start () {
     playlistsWaiting.clear()
   })
   client.catch(() => {})
+  const startClock = new PlaybackClock(config.media)
+
+  /**
+   * Before the client is built: acknowledges a segment request and resolves
+   * true once the client is there, if that is within what the player's
+   * buffer affords; false (nothing acknowledged, or too late) sends the
+   * request to the network. Before the first frame nothing waits.
+   */
+  async function waitForClient (reply) {
+    const ahead = startClock.bufferAheadMs()
+    const affordableMs = ahead === null ? 0 : Math.min(START_DEFER_MAX_MS, ahead - config.safetyMarginMs - HTTP_FETCH_ESTIMATE_MS)
+    if (!(affordableMs > 0)) return false
+    reply({ type: 'ack', deadlineMs: affordableMs })
+    let timer
+    const late = new Promise(resolve => { timer = setTimeout(resolve, affordableMs, false) })
+    const inTime = await Promise.race([client.then(() => true, () => false), late])
+    clearTimeout(timer)
+    return inTime
+  }
 
   function joinPlaylist ({ playlistUrl, segments }) {
     try {
@@ -100,7 +123,7 @@ async function start () {
       playlistsWaiting.set(message.playlistUrl, message)
     },
     async onSegment ({ key = null, url, magnet, range = null }, reply) {
-      if (!built) return reply({ type: 'fallback', reason: 'starting' })
+      if (!built && !(await waitForClient(reply))) return reply({ type: 'fallback', reason: 'starting' })
       try {
         const { swarms, delivery } = built
         const segment = swarms.get(key || url) || (magnet && swarms.join([{ key, url, magnet, range }])[0])

@@ -177,6 +177,7 @@ function askPage (client, segment) {
     }
     channel.port1.onmessage = ({ data }) => {
       if (data && data.type === 'ack') {
+        // A later ack (the page waited for its client first) sets a new deadline.
         clearTimeout(timer)
         timer = setTimeout(() => finish(null), Math.max(0, data.deadlineMs) + DELIVERY_GRACE_MS)
       } else {
