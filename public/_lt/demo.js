@@ -22,10 +22,9 @@ document.getElementById('mode').textContent = p2p ? '(live-torrent on)' : '(plai
 async function startLiveTorrent () {
   if (params.has('ice')) window.liveTorrentConfig = { ...window.liveTorrentConfig, iceServers: JSON.parse(params.get('ice')) }
   try {
-    // A small module: it listens to the service worker at once and loads
-    // WebTorrent in the background. The player does not wait for P2P: until
-    // the service worker controls the page (on a first visit, a few hundred
-    // ms after load) its requests simply go to the network.
+    // A small module: it listens to the service worker at once and builds
+    // the P2P half once the video plays. Until the service worker controls
+    // the page, the player's requests simply go to the network.
     await import('/_lt/live-torrent.js')
     window.liveTorrent.on('segment', addToStrip)
   } catch (err) {
@@ -81,6 +80,13 @@ function render () {
   set('peers', String(s.peers))
 }
 
-if (p2p) await startLiveTorrent()
+// On a first visit no service worker controls the page until the page
+// client registers one, so the player starts at once and the client loads
+// alongside. A page that a service worker already controls listens to it
+// before the player's first request: a segment request nobody answers waits
+// for the service worker's ack timeout.
+const controlledAtLoad = Boolean(navigator.serviceWorker?.controller)
+if (p2p && controlledAtLoad) await startLiveTorrent()
 play()
+if (p2p && !controlledAtLoad) startLiveTorrent()
 setInterval(render, 500)
