@@ -12,6 +12,7 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 
 import { REPO_ROOT, startWorker } from '../tests/support/harness.mjs'
+import { opensslSha1MBps } from './machine-speed.mjs'
 
 const SEGMENT_BYTES = 2 * 1024 * 1024
 const ROUNDS = Number(process.env.ROUNDS ?? 40)
@@ -69,13 +70,8 @@ function timeSha1sum () {
 
 /** `openssl speed sha1` at 16 KiB blocks, if openssl is there. */
 function timeOpenssl () {
-  const run = spawnSync('openssl', ['speed', '-seconds', '2', '-bytes', '16384', 'sha1'], { encoding: 'utf8' })
-  if (run.status !== 0) return null
-  const line = run.stdout.split('\n').find(l => /^sha1\s/.test(l))
-  const kbPerSecond = line && Number(line.trim().split(/\s+/).pop().replace(/k$/, ''))
-  if (!kbPerSecond) return null
-  const mbPerSecond = kbPerSecond * 1000 / 1e6
-  return { mbPerSecond, ms: SEGMENT_BYTES / 1e6 / mbPerSecond * 1000 }
+  const mbPerSecond = opensslSha1MBps(2)
+  return mbPerSecond && { mbPerSecond, ms: SEGMENT_BYTES / 1e6 / mbPerSecond * 1000 }
 }
 
 const worker = await timeWorker()

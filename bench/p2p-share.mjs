@@ -66,6 +66,7 @@ import { startOrigin } from '../scripts/origin.mjs'
 import { startTracker, startWorker, sleep } from '../tests/support/harness.mjs'
 import { magnetsOf } from '../tests/support/torrents.mjs'
 import { countPeerConnections, median, openViewer } from '../tests/support/viewers.mjs'
+import { opensslSha1MBps } from './machine-speed.mjs'
 import { startComparisonPages } from './p2p-media-loader/page-server.mjs'
 
 function parseCounts (text) {
@@ -303,6 +304,8 @@ function rowOf ({ n, player, p2p, plain, probes }) {
   }
 }
 
+// Before anything of the benchmark runs, and again after: the machine's speed for the caption.
+const speedBefore = opensslSha1MBps(2)
 const origin = await startOrigin({ live: true })
 const comparison = await comparisonPages()
 // Viewers arrive at a feed that is already running: wait until the live
@@ -359,8 +362,11 @@ try {
   await origin.stop()
 }
 
+const speedAfter = opensslSha1MBps(2)
+const speed = mbps => (mbps ? `${Math.round(mbps)} MB/s` : 'n/a')
 console.log(`P2P share of a live HLS stream (2 s segments, ~860 kbit/s), per player: N P2P viewers joining ${JOIN_GAP_MS / 1000} s apart ` +
-  `+ 1 plain hls.js viewer, ${SECONDS_PER_RUN} s each, one headless Chromium per viewer, all on one machine; players one after another`)
+  `+ 1 plain hls.js viewer, ${SECONDS_PER_RUN} s each, one headless Chromium per viewer, all on one machine; players one after another. ` +
+  `Machine speed, openssl sha1 at 16 KiB blocks, before / after the run: ${speed(speedBefore)} / ${speed(speedAfter)}`)
 console.log(`| P2P viewers | player | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms (player created) P2P (median) / plain | first frame ms of a viewer joining the phase, P2P / plain (median of ${PROBE_PAIRS} each) | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) | CPU of one core P2P / plain |`)
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
