@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 
 import { rangesFor } from '../public/_lt/client/http-fallback.js'
 import { designatedFetcher } from '../public/_lt/client/segment-delivery.js'
-import { bufferAheadMs } from '../public/_lt/client/playback-clock.js'
+import { affordableWaitMs, bufferAheadMs } from '../public/_lt/client/playback-clock.js'
 import crypto from 'node:crypto'
 
 import { offersPerAnnounce, segmentOffers } from '../public/_lt/client/offer-budget.js'
@@ -92,4 +92,12 @@ test('once playing, the deadline is the buffer ahead of the playhead in wall-clo
   assert.equal(bufferAheadMs(mediaState({ ...playing, buffered: [[20, 25], [30, 34]] })), 3000)
   assert.equal(bufferAheadMs(mediaState({ ...playing, currentTime: 40 })), 0)
   assert.equal(bufferAheadMs(mediaState({ ...playing, paused: true })), Infinity)
+})
+
+test('a wait is what the buffer affords less an HTTP fetch and the margin, within its cap, never negative', () => {
+  const costs = { httpMs: 500, safetyMarginMs: 1000, maxMs: 5000 }
+  assert.equal(affordableWaitMs(4000, costs), 2500)
+  assert.equal(affordableWaitMs(1200, costs), 0)
+  assert.equal(affordableWaitMs(60000, costs), 5000)
+  assert.equal(affordableWaitMs(Infinity, costs), 5000)
 })

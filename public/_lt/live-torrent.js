@@ -19,7 +19,7 @@
 //                    ms since a playlist listed the segment (null: never)
 import { findScriptElement, readConfig } from './client/config.js'
 import { ClientStats } from './client/stats.js'
-import { PlaybackClock, whenPlaybackStarts } from './client/playback-clock.js'
+import { affordableWaitMs, HTTP_FETCH_ESTIMATE_MS, PlaybackClock, whenPlaybackStarts } from './client/playback-clock.js'
 import { countEarlySegmentFetches, listenToServiceWorker, registerServiceWorker } from './client/service-worker-link.js'
 
 // The P2P half is built once the video has started (or after this long):
@@ -31,7 +31,6 @@ import { countEarlySegmentFetches, listenToServiceWorker, registerServiceWorker 
 // as the buffer affords it (less the margin and an HTTP fetch's time), so
 // the segments after the first frame can come from peers too.
 const START_DEFER_MAX_MS = 5000
-const HTTP_FETCH_ESTIMATE_MS = 500
 
 const config = readConfig(findScriptElement(import.meta.url))
 const stats = new ClientStats()
@@ -58,13 +57,13 @@ const liveTorrent = {
 window.liveTorrent = liveTorrent
 
 /** Loads the P2P modules (only when P2P can run, so a page without it pays nothing) and builds the client. */
-async function loadClient () {
+async function loadClient (clock) {
   const [{ SegmentSwarms }, { SegmentDelivery }] = await Promise.all([
     import('./client/segment-swarms.js'),
     import('./client/segment-delivery.js')
   ])
   swarms = new SegmentSwarms({ iceServers: config.iceServers, maxTorrents: config.maxTorrents, maxOffersPerAnnounce: config.maxOffersPerAnnounce, stats })
-  const delivery = new SegmentDelivery({ swarms, clock: new PlaybackClock(config.media), stats, config })
+  const delivery = new SegmentDelivery({ swarms, clock, stats, config })
   return { swarms, delivery }
 }
 
@@ -80,13 +79,13 @@ async function start () {
   const playlistsSeen = new Set()
   const playlistsWaiting = new Map()
   const earlyFetchesCounted = new Set()
-  const client = whenPlaybackStarts(config.media, START_DEFER_MAX_MS).then(loadClient).then(loaded => {
+  const clock = new PlaybackClock(config.media)
+  const client = whenPlaybackStarts(config.media, START_DEFER_MAX_MS).then(() => loadClient(clock)).then(loaded => {
     built = loaded
     for (const message of playlistsWaiting.values()) joinPlaylist(message)
     playlistsWaiting.clear()
   })
   client.catch(() => {})
-  const startClock = new PlaybackClock(config.media)
 
   /**
    * Before the client is built: acknowledges a segment request and resolves
@@ -95,8 +94,9 @@ async function start () {
    * request to the network. Before the first frame nothing waits.
    */
   async function waitForClient (reply) {
-    const ahead = startClock.bufferAheadMs()
-    const affordableMs = ahead === null ? 0 : Math.min(START_DEFER_MAX_MS, ahead - config.safetyMarginMs - HTTP_FETCH_ESTIMATE_MS)
+    const ahead = clock.bufferAheadMs()
+    if (ahead === null) return false
+    const affordableMs = affordableWaitMs(ahead, { httpMs: HTTP_FETCH_ESTIMATE_MS, safetyMarginMs: config.safetyMarginMs, maxMs: START_DEFER_MAX_MS })
     if (!(affordableMs > 0)) return false
     reply({ type: 'ack', deadlineMs: affordableMs })
     let timer

@@ -42,6 +42,18 @@ export function bufferAheadMs (media) {
   return ((end - t) / rate) * 1000
 }
 
+/** What an HTTP fetch of a segment is taken to cost before one has been timed. */
+export const HTTP_FETCH_ESTIMATE_MS = 500
+
+/**
+ * How long a segment may wait (for peers, or for the client) before the
+ * player would stall: `aheadMs` of buffer less an HTTP fetch's `httpMs` and
+ * `safetyMarginMs`, at most `maxMs`, never below 0.
+ */
+export function affordableWaitMs (aheadMs, { httpMs, safetyMarginMs, maxMs }) {
+  return Math.min(maxMs, Math.max(0, aheadMs - safetyMarginMs - httpMs))
+}
+
 /**
  * Resolves once a media element matching `selector` has started playing (at
  * once if one has already), or after `timeoutMs` whatever happens: a page

@@ -17,6 +17,7 @@
 //   first frame, however much is buffered), a viewer waits for peers only
 //   briefly, and only if a connected peer already holds the whole segment.
 import { completeOverHttp } from './http-fallback.js'
+import { affordableWaitMs, HTTP_FETCH_ESTIMATE_MS } from './playback-clock.js'
 
 const CONTENT_TYPES = { ts: 'video/mp2t', m4s: 'video/iso.segment', mp4: 'video/mp4', m4a: 'audio/mp4', aac: 'audio/aac', mp3: 'audio/mpeg', vtt: 'text/vtt' }
 const MAX_WAIT_MS = 30000
@@ -57,7 +58,7 @@ export class SegmentDelivery {
     this.stats = stats
     this.config = config
     // Moving average of how long an HTTP completion takes.
-    this.httpMs = 500
+    this.httpMs = HTTP_FETCH_ESTIMATE_MS
   }
 
   /** Segments just joined. `atLiveEdge`: listed by a playlist refresh, not the first load. */
@@ -94,7 +95,7 @@ export class SegmentDelivery {
     if (ahead === null) {
       return segment.hasMetadata && segment.seedsConnected() > 0 ? this.config.startupPeerWaitMs : 0
     }
-    return Math.min(MAX_WAIT_MS, Math.max(0, ahead - this.config.safetyMarginMs - this.httpMs))
+    return affordableWaitMs(ahead, { httpMs: this.httpMs, safetyMarginMs: this.config.safetyMarginMs, maxMs: MAX_WAIT_MS })
   }
 
   /**
