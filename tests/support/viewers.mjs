@@ -151,6 +151,8 @@ function readPageState () {
  * @param {RegExp}   [options.segmentRequestPath]        requests recorded in segmentRequests
  * @param {boolean}  [options.partialResponses=false]    record 206 responses too (byte-range
  *                                                        segments), with their request's range
+ * @param {Function} [options.prepareContext] async (context) before the page opens,
+ *                                        e.g. to expose a binding to it
  */
 export async function openViewer ({
   workerUrl,
@@ -165,10 +167,12 @@ export async function openViewer ({
   initScript = null,
   segmentPath = SEGMENT_PATH,
   segmentRequestPath = SEGMENT_REQUEST_PATH,
-  partialResponses = false
+  partialResponses = false,
+  prepareContext = null
 }) {
   const url = pageUrl ?? demoUrl(workerUrl, { src, p2p, ice })
   const browser = await launchBrowser()
+  let sampling = true
   const viewer = {
     index,
     p2p,
@@ -187,7 +191,12 @@ export async function openViewer ({
     samples: [],
     pageErrors: [],
     consoleErrors: [],
-    close: async () => { await browser.close().catch(() => {}) }
+    close: async () => {
+      // A viewer closed without finish() (a probe, a test that failed) stops
+      // sampling too: its loop would otherwise keep the process alive.
+      sampling = false
+      await browser.close().catch(() => {})
+    }
   }
   registry?.push(viewer)
 
@@ -199,6 +208,7 @@ export async function openViewer ({
   // WebRTC on loopback needs this as well as --allow-loopback-in-peer-connection.
   await context.grantPermissions(['camera', 'microphone'], { origin: new URL(url).origin })
   if (initScript) await context.addInitScript(initScript)
+  if (prepareContext) await prepareContext(context)
 
   context.on('request', request => {
     if (!segmentRequestPath.test(pathOf(request.url()))) return
@@ -267,7 +277,6 @@ export async function openViewer ({
   viewer.firstFrameAt = Date.now()
   viewer.cpuAtFirstFrame = await browserCpuSeconds(browser)
 
-  let sampling = true
   const sample = async () => {
     const state = await page.evaluate(readPageState).catch(() => null)
     if (state) viewer.samples.push({ at: Date.now(), ...state })
