@@ -23,7 +23,7 @@ import { SourceMap } from 'node:module'
 
 import { startOrigin } from '../scripts/origin.mjs'
 import { startWorker, sleep } from '../tests/support/harness.mjs'
-import { browserProcesses, CLOCK_TICKS_PER_SECOND, statFields } from '../tests/support/browser.mjs'
+import { CLOCK_TICKS_PER_SECOND, threadTicks } from '../tests/support/browser.mjs'
 import { countPeerConnections, openViewer } from '../tests/support/viewers.mjs'
 
 const VIEWERS = Number(process.env.VIEWERS ?? 4)
@@ -37,42 +37,6 @@ const PAGE_CONFIG = process.env.PAGE_CONFIG ? JSON.parse(process.env.PAGE_CONFIG
 const JOIN_GAP_MS = 2000
 const log = line => process.stderr.write(`[client-profile] ${line}\n`)
 const pct = value => `${(100 * value).toFixed(1)}%`
-
-/** What a Chromium process is, from its command line. */
-function processKind (argv) {
-  const type = argv.find(a => a.startsWith('--type='))?.slice(7)
-  if (!type) return 'browser'
-  if (type === 'utility') {
-    const sub = argv.find(a => a.startsWith('--utility-sub-type='))?.slice(19) ?? ''
-    return sub.startsWith('network.') ? 'network service' : `utility ${sub.split('.')[0]}`
-  }
-  return type === 'gpu-process' ? 'gpu' : type
-}
-
-/**
- * CPU ticks of every thread of `browser`: Map of "process kind / thread
- * name" -> ticks. Thread names with a number at the end
- * (ThreadPoolForegroundWorker, ...) are counted together.
- */
-async function threadTicks (browser) {
-  const processes = await browserProcesses(browser)
-  if (!processes) throw new Error('the browser\'s processes cannot be read from /proc')
-  const ticks = new Map()
-  for (const { pid } of processes) {
-    // Chromium rewrites its child processes' titles: their arguments are then one space-separated string.
-    const kind = processKind((await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split(/[\0 ]/))
-    const tids = await fs.readdir(`/proc/${pid}/task`).catch(() => [])
-    for (const tid of tids) {
-      const stat = await fs.readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null)
-      const comm = (await fs.readFile(`/proc/${pid}/task/${tid}/comm`, 'utf8').catch(() => '?')).trim()
-      if (!stat) continue
-      const fields = statFields(stat)
-      const key = `${kind} / ${comm.replace(/\d+$/, 'N')}`
-      ticks.set(key, (ticks.get(key) ?? 0) + Number(fields[11]) + Number(fields[12]))
-    }
-  }
-  return ticks
-}
 
 function delta (before, after) {
   const out = new Map()

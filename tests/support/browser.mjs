@@ -89,3 +89,45 @@ export async function browserCpuSeconds (browser) {
   const ticks = processes.reduce((sum, { stat }) => sum + Number(stat[11]) + Number(stat[12]), 0)
   return ticks / CLOCK_TICKS_PER_SECOND
 }
+
+/** What a Chromium process is, from its command line. */
+function processKind (argv) {
+  const type = argv.find(a => a.startsWith('--type='))?.slice(7)
+  if (!type) return 'browser'
+  if (type === 'utility') {
+    const sub = argv.find(a => a.startsWith('--utility-sub-type='))?.slice(19) ?? ''
+    return sub.startsWith('network.') ? 'network service' : `utility ${sub.split('.')[0]}`
+  }
+  return type === 'gpu-process' ? 'gpu' : type
+}
+
+/**
+ * CPU ticks of every thread of `browser`: Map of "process kind / thread
+ * name" -> ticks. Thread names with a number at the end
+ * (ThreadPoolForegroundWorker, ...) are counted together.
+ */
+export async function threadTicks (browser) {
+  const processes = await browserProcesses(browser)
+  if (!processes) throw new Error('the browser\'s processes cannot be read from /proc')
+  // Every file is read at once, so that the figures are of one moment.
+  const threads = await Promise.all(processes.map(async ({ pid }) => {
+    // Chromium rewrites its child processes' titles: their arguments are then one space-separated string.
+    const kind = processKind((await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split(/[\0 ]/))
+    const tids = await fs.readdir(`/proc/${pid}/task`).catch(() => [])
+    return Promise.all(tids.map(async tid => {
+      const [stat, comm] = await Promise.all([
+        fs.readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null),
+        fs.readFile(`/proc/${pid}/task/${tid}/comm`, 'utf8').catch(() => '?')
+      ])
+      return { kind, stat, comm: comm.trim() }
+    }))
+  }))
+  const ticks = new Map()
+  for (const { kind, stat, comm } of threads.flat()) {
+    if (!stat) continue
+    const fields = statFields(stat)
+    const key = `${kind} / ${comm.replace(/\d+$/, 'N')}`
+    ticks.set(key, (ticks.get(key) ?? 0) + Number(fields[11]) + Number(fields[12]))
+  }
+  return ticks
+}
