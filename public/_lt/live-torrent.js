@@ -22,14 +22,17 @@ import { ClientStats } from './client/stats.js'
 import { affordableWaitMs, HTTP_FETCH_ESTIMATE_MS, PlaybackClock, whenPlaybackStarts } from './client/playback-clock.js'
 import { countEarlySegmentFetches, listenToServiceWorker, registerServiceWorker } from './client/service-worker-link.js'
 
-// The P2P half is built once the video has started (or after this long):
-// loading WebTorrent and building the client take the main thread for a few
-// hundred ms, which the player otherwise spends waiting between its first
-// segments, all of it added to the first frame. Until the first frame every
-// segment goes to the network, as without P2P (and counts as HTTP). Once the
-// video plays, a segment request waits for the client being built, as long
-// as the buffer affords it (less the margin and an HTTP fetch's time), so
-// the segments after the first frame can come from peers too.
+// The P2P half is built, and the service worker registered, once the video
+// has started (or after this long): loading WebTorrent and building the
+// client take the main thread for a few hundred ms, which the player
+// otherwise spends waiting between its first segments, and registering the
+// service worker costs a joining browser about 200 ms of CPU (bench/
+// join-profile.mjs), all of it added to the first frame on a busy machine.
+// Until the first frame every segment goes to the network, as without P2P
+// (and counts as HTTP). Once the video plays, a segment request waits for
+// the client being built, as long as the buffer affords it (less the margin
+// and an HTTP fetch's time), so the segments after the first frame can come
+// from peers too.
 const START_DEFER_MAX_MS = 5000
 
 const config = readConfig(findScriptElement(import.meta.url))
@@ -71,16 +74,18 @@ async function start () {
   if (!config.enabled) throw new Error('disabled by configuration')
   if (!navigator.serviceWorker) throw new Error('this browser has no service workers')
   if (typeof RTCPeerConnection === 'undefined') throw new Error('this browser has no WebRTC')
-  // The service worker registers and takes control at once; the client is
-  // built once playback starts. The listener is there from the start: until
-  // the client is built, segment requests go straight to the network, and the
-  // latest playlist per URL waits for the client.
+  // The service worker registers (and takes control) and the client is
+  // built once playback starts. The listener is there from the start, for a
+  // page that a service worker controls already: until the client is built,
+  // segment requests go straight to the network, and the latest playlist per
+  // URL waits for the client.
   let built = null
   const playlistsSeen = new Set()
   const playlistsWaiting = new Map()
   const earlyFetchesCounted = new Set()
   const clock = new PlaybackClock(config.media)
-  const client = whenPlaybackStarts(config.media, START_DEFER_MAX_MS).then(() => loadClient(clock)).then(loaded => {
+  const playbackStarted = whenPlaybackStarts(config.media, START_DEFER_MAX_MS)
+  const client = playbackStarted.then(() => loadClient(clock)).then(loaded => {
     built = loaded
     for (const message of playlistsWaiting.values()) joinPlaylist(message)
     playlistsWaiting.clear()
@@ -145,7 +150,7 @@ async function start () {
       stats.directHttp(bytes)
     }
   })
-  await Promise.all([client, registerServiceWorker(config.serviceWorkerUrl, config.serviceWorkerScope)])
+  await Promise.all([client, playbackStarted.then(() => registerServiceWorker(config.serviceWorkerUrl, config.serviceWorkerScope))])
   return true
 }
 
