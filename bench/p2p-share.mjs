@@ -17,7 +17,7 @@
 // (N, player); the live-torrent rows are labelled by tracker.
 //
 // Environment: VIEWERS (default 2,4,6), SECONDS_PER_RUN (default 60),
-// JOIN_GAP_MS (default 2000), PROBE_PAIRS (default 3; 0: none), PLAYERS (default live-torrent (npm tracker),
+// JOIN_GAP_MS (default 2000), PROBE_PAIRS (default 5; 0: none), PLAYERS (default live-torrent (npm tracker),
 // live-torrent-builtin (built-in tracker), p2pml-defaults, p2pml-tuned; also
 // live-torrent-2-offers), e.g. `PLAYERS=live-torrent,live-torrent-builtin
 // VIEWERS=4 SECONDS_PER_RUN=40` for a quick comparison of the two trackers.
@@ -44,7 +44,7 @@
 //                      plain one did: this column says how joining went, not
 //                      what P2P costs a start
 //   joining viewer     the start-up cost of P2P itself: once the phase has
-//                      been watched, PROBE_PAIRS (default 3) pairs of one
+//                      been watched, PROBE_PAIRS (default 5) pairs of one
 //                      more viewer, P2P (the phase's player) and plain in
 //                      turn, each opened alone into the running phase and
 //                      closed at its first frame; median first frame of each
@@ -130,7 +130,7 @@ const DEFAULT_PLAYERS = ['live-torrent', 'live-torrent-builtin', 'p2pml-defaults
 const PLAYER_NAMES = parsePlayers(process.env.PLAYERS || DEFAULT_PLAYERS.join(','))
 const SECONDS_PER_RUN = Number(process.env.SECONDS_PER_RUN || 60)
 const JOIN_GAP_MS = Number(process.env.JOIN_GAP_MS || 2000)
-const PROBE_PAIRS = Number(process.env.PROBE_PAIRS ?? 3)
+const PROBE_PAIRS = Number(process.env.PROBE_PAIRS ?? 5)
 if (!Number.isInteger(PROBE_PAIRS) || PROBE_PAIRS < 0) throw new Error(`PROBE_PAIRS must be a whole number >= 0, got ${process.env.PROBE_PAIRS}`)
 if (!(SECONDS_PER_RUN > 0)) throw new Error(`SECONDS_PER_RUN must be > 0, got ${process.env.SECONDS_PER_RUN}`)
 const FIRST_FRAME_TIMEOUT_MS = 60_000
