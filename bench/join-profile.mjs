@@ -11,9 +11,9 @@
 //     read when the page's video fires 'playing' (a binding the page calls
 //     from that event, before the page client reacts to it); the browser's
 //     own start-up is the same for both kinds;
-//   - its page's timeline (resource timing): player created, hls.js loaded,
-//     the service worker script fetched and in control, the first playlist
-//     and the first two segments answered, the first frame.
+//   - its page's timeline (resource timing): hls.js loaded, player created,
+//     WebTorrent requested (the page client building its P2P half), the
+//     first playlist and the first two segments answered, the first frame.
 // Prints the means, P2P against plain, as Markdown tables. Environment:
 // VIEWERS (default 6), PAIRS (default 4). Run it inside a loopback-only
 // namespace:
@@ -42,11 +42,12 @@ function readTimeline () {
   const segments = byPath(p => /\/seg-\d+\.ts$/.test(p))
   const playlists = byPath(p => /\.m3u8$/.test(p))
   const end = entry => (entry ? Math.round(entry.responseEnd) : null)
+  const start = entry => (entry ? Math.round(entry.startTime) : null)
   return {
     hlsLoaded: end(byPath(p => p.endsWith('/hls.min.js'))[0]),
     playerCreated: window.ltDemo.metrics.playerStartMs,
-    serviceWorkerFetched: end(byPath(p => p.endsWith('/sw.js'))[0]),
-    controlled: navigator.serviceWorker?.controller ? 1 : 0,
+    // The page client's P2P half starting (it fetches WebTorrent first).
+    webTorrentRequested: start(byPath(p => p.endsWith('/webtorrent.min.js'))[0]),
     firstPlaylist: end(playlists[0]),
     firstSegment: end(segments[0]),
     secondSegment: end(segments[1]),

@@ -23,17 +23,24 @@ import { affordableWaitMs, HTTP_FETCH_ESTIMATE_MS, PlaybackClock, whenPlaybackSt
 import { countEarlySegmentFetches, listenToServiceWorker, registerServiceWorker } from './client/service-worker-link.js'
 
 // The P2P half is built, and the service worker registered, once the video
-// has started (or after this long): loading WebTorrent and building the
-// client take the main thread for a few hundred ms, which the player
-// otherwise spends waiting between its first segments, and registering the
-// service worker costs a joining browser about 200 ms of CPU (bench/
-// join-profile.mjs), all of it added to the first frame on a busy machine.
-// Until the first frame every segment goes to the network, as without P2P
-// (and counts as HTTP). Once the video plays, a segment request waits for
-// the client being built, as long as the buffer affords it (less the margin
-// and an HTTP fetch's time), so the segments after the first frame can come
-// from peers too.
-const START_DEFER_MAX_MS = 5000
+// has started: loading WebTorrent and building the client take the main
+// thread for a few hundred ms, which the player otherwise spends waiting
+// between its first segments, and registering the service worker cost a
+// joining browser 140 ms of CPU (bench/join-profile.mjs), all of it added to
+// the first frame on a busy machine. Until the first frame every segment
+// goes to the network, as without P2P (and counts as HTTP).
+//
+// The limit is only for a page whose video never plays, or whose `media`
+// selector matches no element that does: a player whose autoplay is refused
+// fires 'playing' when the viewer starts it. On a busy machine the first
+// frame can take more than 10 s; with a 5 s limit the client was built
+// before it, its CPU added to the start (bench/join-profile.mjs).
+const START_DEFER_MAX_MS = 30000
+// Once the video plays, a segment request waits for the client being built,
+// as long as the buffer affords it (less the margin and an HTTP fetch's
+// time) and at most this long, so the segments after the first frame can
+// come from peers too.
+const CLIENT_WAIT_MAX_MS = 5000
 
 const config = readConfig(findScriptElement(import.meta.url))
 const stats = new ClientStats()
@@ -101,7 +108,7 @@ async function start () {
   async function waitForClient (reply) {
     const ahead = clock.bufferAheadMs()
     if (ahead === null) return false
-    const affordableMs = affordableWaitMs(ahead, { httpMs: HTTP_FETCH_ESTIMATE_MS, safetyMarginMs: config.safetyMarginMs, maxMs: START_DEFER_MAX_MS })
+    const affordableMs = affordableWaitMs(ahead, { httpMs: HTTP_FETCH_ESTIMATE_MS, safetyMarginMs: config.safetyMarginMs, maxMs: CLIENT_WAIT_MAX_MS })
     if (!(affordableMs > 0)) return false
     reply({ type: 'ack', deadlineMs: affordableMs })
     let timer
