@@ -135,8 +135,10 @@ async function start () {
       playlistsWaiting.set(message.playlistUrl, message)
     },
     async onSegment ({ key = null, url, magnet, range = null }, reply) {
-      if (!built && !(await waitForClient(reply))) return reply({ type: 'fallback', reason: 'starting' })
       try {
+        // Inside the try: whatever throws here (a media selector that is
+        // not valid CSS, say) sends the segment to the network too.
+        if (!built && !(await waitForClient(reply))) return reply({ type: 'fallback', reason: 'starting' })
         const { swarms, delivery } = built
         const segment = swarms.get(key || url) || (magnet && swarms.join([{ key, url, magnet, range }])[0])
         if (!segment) return reply({ type: 'fallback', reason: 'unknown segment' })
