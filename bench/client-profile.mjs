@@ -24,7 +24,7 @@ import { SourceMap } from 'node:module'
 import { startOrigin } from '../scripts/origin.mjs'
 import { startWorker, sleep } from '../tests/support/harness.mjs'
 import { CLOCK_TICKS_PER_SECOND, threadTicks } from '../tests/support/browser.mjs'
-import { countPeerConnections, openViewer } from '../tests/support/viewers.mjs'
+import { countPeerConnections, openAudience } from '../tests/support/viewers.mjs'
 
 const VIEWERS = Number(process.env.VIEWERS ?? 4)
 const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 20)
@@ -135,13 +135,7 @@ try {
   const p2pInit = PAGE_CONFIG
     ? { initScript: { content: `window.liveTorrentConfig = ${JSON.stringify(PAGE_CONFIG)};\n(${countPeerConnections})()` } }
     : {}
-  const settled = await Promise.allSettled([
-    ...Array.from({ length: VIEWERS }, (_, i) => sleep(i * JOIN_GAP_MS).then(() => openViewer({ ...common, ...p2pInit, index: i + 1 }))),
-    sleep(JOIN_GAP_MS / 2).then(() => openViewer({ ...common, index: VIEWERS + 1, p2p: false }))
-  ])
-  const failed = settled.filter(s => s.status === 'rejected')
-  if (failed.length) throw new Error(failed.map(s => s.reason.message).join('\n'))
-  const viewers = settled.map(s => s.value)
+  const viewers = await openAudience({ ...common, p2pCount: VIEWERS, joinGapMs: JOIN_GAP_MS, p2pOptions: p2pInit })
   const p2pViewers = viewers.slice(0, VIEWERS)
   const plain = viewers[VIEWERS]
   log(`all first frames; warming up ${WARMUP_SECONDS} s`)

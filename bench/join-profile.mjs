@@ -21,7 +21,7 @@
 import { startOrigin } from '../scripts/origin.mjs'
 import { startWorker, sleep } from '../tests/support/harness.mjs'
 import { CLOCK_TICKS_PER_SECOND, threadTicks } from '../tests/support/browser.mjs'
-import { median, openViewer } from '../tests/support/viewers.mjs'
+import { median, openAudience, openViewer } from '../tests/support/viewers.mjs'
 
 const VIEWERS = Number(process.env.VIEWERS ?? 6)
 const PAIRS = Number(process.env.PAIRS ?? 4)
@@ -32,6 +32,8 @@ const JOIN_GAP_MS = 2000
 const SETTLE_MS = 10_000
 const log = line => process.stderr.write(`[join-profile] ${line}\n`)
 const mean = values => values.length ? values.reduce((a, b) => a + b, 0) / values.length : null
+/** CPU ms of a browser's thread ticks, all threads together. */
+const totalMs = ticks => [...ticks.values()].reduce((a, b) => a + b, 0) * 1000 / CLOCK_TICKS_PER_SECOND
 const fixed = value => (value === null || value === undefined ? '–' : value.toFixed(0))
 
 /** The page's timeline, ms since navigation (null: did not happen before the first frame). */
@@ -69,12 +71,7 @@ const opened = []
 try {
   log(`${VIEWERS} P2P viewers and a plain one on ${worker.url} (the load)`)
   const common = { workerUrl: worker.url, registry: opened }
-  const settled = await Promise.allSettled([
-    ...Array.from({ length: VIEWERS }, (_, i) => sleep(i * JOIN_GAP_MS).then(() => openViewer({ ...common, index: i + 1 }))),
-    sleep(JOIN_GAP_MS / 2).then(() => openViewer({ ...common, index: VIEWERS + 1, p2p: false }))
-  ])
-  const failed = settled.filter(s => s.status === 'rejected')
-  if (failed.length) throw new Error(failed.map(s => s.reason.message).join('\n'))
+  await openAudience({ ...common, p2pCount: VIEWERS, joinGapMs: JOIN_GAP_MS })
   log(`all first frames; settling ${SETTLE_MS / 1000} s`)
   await sleep(SETTLE_MS)
 
@@ -98,7 +95,7 @@ try {
         const ticks = await ticksAtFirstFrame
         const timeline = await viewer.page.evaluate(readTimeline)
         joined[p2p ? 'p2p' : 'plain'].push({ ticks, timeline })
-        log(`joining ${p2p ? 'P2P' : 'plain'}: ${JSON.stringify(timeline)}, CPU ${([...ticks.values()].reduce((a, b) => a + b, 0) * 1000 / CLOCK_TICKS_PER_SECOND).toFixed(0)} ms`)
+        log(`joining ${p2p ? 'P2P' : 'plain'}: ${JSON.stringify(timeline)}, CPU ${totalMs(ticks).toFixed(0)} ms`)
       } finally {
         await viewer.close()
       }
@@ -111,7 +108,7 @@ try {
   const rows = keys.map(key => ({ key, p2p: meanOf(joined.p2p, key), plain: meanOf(joined.plain, key) }))
     .filter(r => r.p2p >= 10 || r.plain >= 10)
     .sort((a, b) => (b.p2p - b.plain) - (a.p2p - a.plain))
-  const whole = list => mean(list.map(j => ms([...j.ticks.values()].reduce((a, b) => a + b, 0))))
+  const whole = list => mean(list.map(j => totalMs(j.ticks)))
 
   console.log(`\nCPU ms of a joining viewer's browser from launch to its first frame, by process and thread: mean of ${PAIRS} ` +
     `P2P and ${PAIRS} plain viewers joining ${VIEWERS} P2P viewers and a plain one (sorted by what P2P adds)\n`)

@@ -9,7 +9,8 @@
 // say what grows, it takes heap snapshots of P2P viewer 2 and of the plain
 // viewer after minute 1 and after the last minute and prints the object kinds
 // (V8 node type and constructor name) that grew most in the P2P viewer, with
-// the same kinds' growth in the plain one.
+// the same kinds' growth in the plain one, then the code nodes (compiled code,
+// bytecode, function metadata) that grew most, by name.
 //
 // Environment: MINUTES (default 10). Run it inside a loopback-only namespace
 // (`make bench` does): node bench/memory.mjs
@@ -24,7 +25,8 @@ const GROWERS_SHOWN = 15
 
 /**
  * A heap snapshot of the page (after a forced GC), summed by V8 node type and
- * name: Map of "type name" -> { count, bytes } (self sizes).
+ * name, `kinds`: Map of "type name" -> { count, bytes } (self sizes); and its
+ * code nodes by name, `code`, the same way.
  */
 async function heapByKind (session) {
   await session.send('HeapProfiler.collectGarbage')
@@ -38,8 +40,18 @@ async function heapByKind (session) {
   const types = snapshot.snapshot.meta.node_types[fields.indexOf('type')]
   const [typeAt, nameAt, sizeAt] = ['type', 'name', 'self_size'].map(f => fields.indexOf(f))
   const kinds = new Map()
+  const code = new Map()
   for (let i = 0; i < snapshot.nodes.length; i += fields.length) {
     const type = types[snapshot.nodes[i + typeAt]]
+    if (type === 'code') {
+      // Compiled code, bytecode and function metadata, by the name V8 gives
+      // it (mostly the function's): what keeps compiling.
+      const name = snapshot.strings[snapshot.nodes[i + nameAt]].slice(0, 70)
+      const entry = code.get(name) || { count: 0, bytes: 0 }
+      entry.count += 1
+      entry.bytes += snapshot.nodes[i + sizeAt]
+      code.set(name, entry)
+    }
     // Strings and code are named by their content or source: sum them by type.
     const name = ['object', 'closure', 'array', 'native', 'regexp', 'object shape'].includes(type)
       ? snapshot.strings[snapshot.nodes[i + nameAt]]
@@ -50,7 +62,7 @@ async function heapByKind (session) {
     kind.bytes += snapshot.nodes[i + sizeAt]
     kinds.set(key, kind)
   }
-  return kinds
+  return { kinds, code }
 }
 
 /** Growth of each kind from `before` to `after`: Map key -> { count, bytes, countNow }. */
@@ -104,8 +116,8 @@ try {
   const perMinuteKb = i => ((last[i] - first[i]) * 1000 / (MINUTES - 1)).toFixed(0)
   console.log(`\nminute ${MINUTES} / minute 1: P2P viewer 1 ${ratio(0)}x (${perMinuteKb(0)} KB a minute), ` +
     `P2P viewer 2 ${ratio(1)}x (${perMinuteKb(1)} KB a minute), plain ${ratio(2)}x (${perMinuteKb(2)} KB a minute)`)
-  const p2pGrowth = growth(snapshots[0].p2p, snapshots[1].p2p)
-  const plainGrowth = growth(snapshots[0].plain, snapshots[1].plain)
+  const p2pGrowth = growth(snapshots[0].p2p.kinds, snapshots[1].p2p.kinds)
+  const plainGrowth = growth(snapshots[0].plain.kinds, snapshots[1].plain.kinds)
   console.log(`\nWhat grew from minute 1 to minute ${MINUTES} in P2P viewer 2's heap snapshot, beside the plain viewer's (self sizes; top ${GROWERS_SHOWN}; ` +
     '"native" kinds are Blink (C++) objects)')
   console.log('| V8 node type and name | P2P bytes | P2P objects | P2P objects now | plain bytes | plain objects |')
@@ -114,6 +126,15 @@ try {
   for (const [key, g] of top) {
     const plain = plainGrowth.get(key) ?? { bytes: 0, count: 0 }
     console.log(`| ${key.replace(/\|/g, '/').slice(0, 80)} | ${g.bytes} | ${g.count} | ${g.countNow} | ${plain.bytes} | ${plain.count} |`)
+  }
+  const p2pCode = growth(snapshots[0].p2p.code, snapshots[1].p2p.code)
+  const plainCode = growth(snapshots[0].plain.code, snapshots[1].plain.code)
+  console.log(`\nThe code nodes that grew most in the same snapshots, by name (top ${GROWERS_SHOWN})`)
+  console.log('| code node name | P2P bytes | P2P objects | P2P objects now | plain bytes | plain objects |')
+  console.log('|---|---|---|---|---|---|')
+  for (const [key, g] of [...p2pCode].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, GROWERS_SHOWN)) {
+    const plain = plainCode.get(key) ?? { bytes: 0, count: 0 }
+    console.log(`| ${key.replace(/\|/g, '/') || '(no name)'} | ${g.bytes} | ${g.count} | ${g.countNow} | ${plain.bytes} | ${plain.count} |`)
   }
 } finally {
   await Promise.all(viewers.map(v => v.close()))

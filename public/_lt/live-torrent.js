@@ -25,10 +25,12 @@ import { countEarlySegmentFetches, listenToServiceWorker, registerServiceWorker 
 // The P2P half is built, and the service worker registered, once the video
 // has started: loading WebTorrent and building the client take the main
 // thread for a few hundred ms, which the player otherwise spends waiting
-// between its first segments, and registering the service worker cost a
-// joining browser 140 ms of CPU (bench/join-profile.mjs), all of it added to
-// the first frame on a busy machine. Until the first frame every segment
-// goes to the network, as without P2P (and counts as HTTP).
+// between its first segments. Registering the service worker (together
+// with the demo page preloading these modules, measured as one change) cost
+// a joining browser 140 ms of CPU before its first frame
+// (bench/join-profile.mjs), all of it added to the start on a busy machine.
+// Until the first frame every segment goes to the network, as without P2P
+// (and counts as HTTP).
 //
 // The limit is only for a page whose video never plays, or whose `media`
 // selector matches no element that does: a player whose autoplay is refused

@@ -309,6 +309,28 @@ export async function openViewer ({
 }
 
 /**
+ * The audience a profiling benchmark measures against: `p2pCount` P2P
+ * viewers opening `joinGapMs` apart and one plain viewer half a gap after
+ * the first. Resolves at every viewer's first frame, P2P viewers first and
+ * the plain one last; rejects with every failure if any viewer fails.
+ *
+ * @param {object} options  `openViewer` options common to all viewers, plus:
+ * @param {number} options.p2pCount
+ * @param {number} [options.joinGapMs=2000]
+ * @param {object} [options.p2pOptions]  `openViewer` options for the P2P viewers only
+ */
+export async function openAudience ({ p2pCount, joinGapMs = 2000, p2pOptions = {}, ...common }) {
+  const settled = await Promise.allSettled([
+    ...Array.from({ length: p2pCount }, (_, i) =>
+      sleep(i * joinGapMs).then(() => openViewer({ ...common, ...p2pOptions, index: i + 1 }))),
+    sleep(joinGapMs / 2).then(() => openViewer({ ...common, index: p2pCount + 1, p2p: false }))
+  ])
+  const failed = settled.filter(s => s.status === 'rejected')
+  if (failed.length) throw new Error(failed.map(s => s.reason.message).join('\n'))
+  return settled.map(s => s.value)
+}
+
+/**
  * Position growth over the first `windowMs` after the first frame: from the
  * first sample to the first sample at or after `firstFrameAt + windowMs`
  * (or the last sample, if the viewer did not watch that long).
