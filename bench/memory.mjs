@@ -62,7 +62,18 @@ async function heapByKind (session) {
     kind.bytes += snapshot.nodes[i + sizeAt]
     kinds.set(key, kind)
   }
-  return { kinds, code }
+  const count = name => code.get(name)?.count ?? 0
+  const bytesOf = test => [...kinds].filter(([key]) => test(key)).reduce((sum, [, k]) => sum + k.bytes, 0)
+  return {
+    kinds,
+    code,
+    /** Bytes of code nodes (compiled code, bytecode, function metadata), and of the other V8 objects. */
+    codeBytes: bytesOf(key => key === 'code'),
+    objectBytes: bytesOf(key => key !== 'code' && !key.startsWith('native')),
+    /** Optimized code objects alive, against the functions the page has compiled at least once. */
+    optimizedCode: count('system / Code'),
+    functions: count('system / SharedFunctionInfo')
+  }
 }
 
 /** Growth of each kind from `before` to `after`: Map key -> { count, bytes, countNow }. */
@@ -99,7 +110,7 @@ try {
     const heaps = await Promise.all(sessions.map(heapMb))
     const stats = await Promise.all(viewers.slice(0, 2).map(v => v.page.evaluate(() => window.liveTorrent.stats())))
     rows.push({ minute, heaps, stats })
-    process.stderr.write(`[memory] minute ${minute}: ${heaps.map(h => `${h.toFixed(1)} MB`).join(', ')}\n`)
+    process.stderr.write(`[memory] minute ${minute}: ${heaps.map(h => `${h.toFixed(2)} MB`).join(', ')}\n`)
     if (minute === 1 || minute === MINUTES) snapshots.push({ p2p: await heapByKind(sessions[1]), plain: await heapByKind(sessions[2]) })
   }
   console.log(`JS heap of two P2P viewer pages and one plain hls.js page (the reference) after a forced GC, live feed (2 s segments), ${MINUTES} minutes`)
@@ -108,7 +119,7 @@ try {
   for (const { minute, heaps, stats } of rows) {
     const s = stats[1]
     const share = s.p2pBytes + s.httpBytes > 0 ? `${(100 * s.p2pBytes / (s.p2pBytes + s.httpBytes)).toFixed(0)}%` : 'n/a'
-    console.log(`| ${minute} | ${heaps[0].toFixed(1)} | ${heaps[1].toFixed(1)} | ${heaps[2].toFixed(1)} | ${stats[0].segments} / ${s.segments} | ${stats[0].torrents} / ${s.torrents} | ${share} |`)
+    console.log(`| ${minute} | ${heaps[0].toFixed(2)} | ${heaps[1].toFixed(2)} | ${heaps[2].toFixed(2)} | ${stats[0].segments} / ${s.segments} | ${stats[0].torrents} / ${s.torrents} | ${share} |`)
   }
   const first = rows[0].heaps
   const last = rows.at(-1).heaps
@@ -127,6 +138,13 @@ try {
     const plain = plainGrowth.get(key) ?? { bytes: 0, count: 0 }
     console.log(`| ${key.replace(/\|/g, '/').slice(0, 80)} | ${g.bytes} | ${g.count} | ${g.countNow} | ${plain.bytes} | ${plain.count} |`)
   }
+  const parts = ({ p2p, plain }) => `P2P ${p2p.optimizedCode} optimized code objects for ${p2p.functions} functions, ` +
+    `plain ${plain.optimizedCode} for ${plain.functions}`
+  const kb = bytes => `${bytes >= 0 ? '+' : ''}${(bytes / 1000).toFixed(0)} KB`
+  const [then, now] = snapshots
+  console.log(`\nV8 objects in the snapshots, minute 1 to minute ${MINUTES}: code nodes P2P ${kb(now.p2p.codeBytes - then.p2p.codeBytes)}, ` +
+    `plain ${kb(now.plain.codeBytes - then.plain.codeBytes)}; all other V8 objects P2P ${kb(now.p2p.objectBytes - then.p2p.objectBytes)}, ` +
+    `plain ${kb(now.plain.objectBytes - then.plain.objectBytes)}. Minute 1: ${parts(then)}; minute ${MINUTES}: ${parts(now)}`)
   const p2pCode = growth(snapshots[0].p2p.code, snapshots[1].p2p.code)
   const plainCode = growth(snapshots[0].plain.code, snapshots[1].plain.code)
   console.log(`\nThe code nodes that grew most in the same snapshots, by name (top ${GROWERS_SHOWN})`)
