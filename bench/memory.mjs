@@ -70,8 +70,12 @@ async function heapByKind (session) {
     /** Bytes of code nodes (compiled code, bytecode, function metadata), and of the other V8 objects. */
     codeBytes: bytesOf(key => key === 'code'),
     objectBytes: bytesOf(key => key !== 'code' && !key.startsWith('native')),
-    /** Optimized code objects alive, against the functions the page has compiled at least once. */
-    optimizedCode: count('system / Code'),
+    /**
+     * Machine code objects alive (Sparkplug baseline and optimized: a
+     * function can hold one of each), against the functions with bytecode or
+     * metadata alive.
+     */
+    machineCode: count('system / Code'),
     functions: count('system / SharedFunctionInfo')
   }
 }
@@ -138,8 +142,8 @@ try {
     const plain = plainGrowth.get(key) ?? { bytes: 0, count: 0 }
     console.log(`| ${key.replace(/\|/g, '/').slice(0, 80)} | ${g.bytes} | ${g.count} | ${g.countNow} | ${plain.bytes} | ${plain.count} |`)
   }
-  const parts = ({ p2p, plain }) => `P2P ${p2p.optimizedCode} optimized code objects for ${p2p.functions} functions, ` +
-    `plain ${plain.optimizedCode} for ${plain.functions}`
+  const parts = ({ p2p, plain }) => `P2P ${p2p.machineCode} machine code objects for ${p2p.functions} functions, ` +
+    `plain ${plain.machineCode} for ${plain.functions}`
   const kb = bytes => `${bytes >= 0 ? '+' : ''}${(bytes / 1000).toFixed(0)} KB`
   const [then, now] = snapshots
   console.log(`\nV8 objects in the snapshots, minute 1 to minute ${MINUTES}: code nodes P2P ${kb(now.p2p.codeBytes - then.p2p.codeBytes)}, ` +
