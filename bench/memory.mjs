@@ -7,12 +7,15 @@
 // HeapProfiler.collectGarbage, then Runtime.getHeapUsage). Prints the heap per
 // minute and the ratio of the last minute to the first; flat is about 1. To
 // say what grows, it takes heap snapshots of P2P viewer 2 and of the plain
-// viewer after minute 1 and after the last minute and prints the object kinds
+// viewer after minute 1, every SNAPSHOT_EVERY minutes and after the last
+// minute; prints, for each snapshot, the bytes of code nodes and of all other
+// V8 objects and the machine code objects against functions (does the code
+// level off?); then, from the first snapshot to the last, the object kinds
 // (V8 node type and constructor name) that grew most in the P2P viewer, with
 // the same kinds' growth in the plain one, then the code nodes (compiled code,
 // bytecode, function metadata) that grew most, by name.
 //
-// Environment: MINUTES (default 10). Run it inside a loopback-only namespace
+// Environment: MINUTES (default 10), SNAPSHOT_EVERY (minutes, default 10). Run it inside a loopback-only namespace
 // (`make bench` does): node bench/memory.mjs
 import { startOrigin } from '../scripts/origin.mjs'
 import { startTracker, startWorker, sleep } from '../tests/support/harness.mjs'
@@ -20,6 +23,8 @@ import { openViewer } from '../tests/support/viewers.mjs'
 
 const MINUTES = Number(process.env.MINUTES ?? 10)
 if (!Number.isInteger(MINUTES) || MINUTES < 2) throw new Error(`MINUTES must be an integer >= 2, got ${process.env.MINUTES}`)
+const SNAPSHOT_EVERY = Number(process.env.SNAPSHOT_EVERY ?? 10)
+if (!Number.isInteger(SNAPSHOT_EVERY) || SNAPSHOT_EVERY < 1) throw new Error(`SNAPSHOT_EVERY must be an integer >= 1, got ${process.env.SNAPSHOT_EVERY}`)
 const JOIN_GAP_MS = 4000
 const GROWERS_SHOWN = 15
 
@@ -115,7 +120,9 @@ try {
     const stats = await Promise.all(viewers.slice(0, 2).map(v => v.page.evaluate(() => window.liveTorrent.stats())))
     rows.push({ minute, heaps, stats })
     process.stderr.write(`[memory] minute ${minute}: ${heaps.map(h => `${h.toFixed(2)} MB`).join(', ')}\n`)
-    if (minute === 1 || minute === MINUTES) snapshots.push({ p2p: await heapByKind(sessions[1]), plain: await heapByKind(sessions[2]) })
+    if (minute === 1 || minute % SNAPSHOT_EVERY === 0 || minute === MINUTES) {
+      snapshots.push({ minute, p2p: await heapByKind(sessions[1]), plain: await heapByKind(sessions[2]) })
+    }
   }
   console.log(`JS heap of two P2P viewer pages and one plain hls.js page (the reference) after a forced GC, live feed (2 s segments), ${MINUTES} minutes`)
   console.log('| minute | P2P viewer 1 MB | P2P viewer 2 MB | plain viewer MB | segments delivered (1 / 2) | torrents held (1 / 2) | P2P share of viewer 2 |')
@@ -131,8 +138,21 @@ try {
   const perMinuteKb = i => ((last[i] - first[i]) * 1000 / (MINUTES - 1)).toFixed(0)
   console.log(`\nminute ${MINUTES} / minute 1: P2P viewer 1 ${ratio(0)}x (${perMinuteKb(0)} KB a minute), ` +
     `P2P viewer 2 ${ratio(1)}x (${perMinuteKb(1)} KB a minute), plain ${ratio(2)}x (${perMinuteKb(2)} KB a minute)`)
-  const p2pGrowth = growth(snapshots[0].p2p.kinds, snapshots[1].p2p.kinds)
-  const plainGrowth = growth(snapshots[0].plain.kinds, snapshots[1].plain.kinds)
+  const [then, now] = [snapshots[0], snapshots.at(-1)]
+  const kb = bytes => `${bytes >= 0 ? '+' : ''}${(bytes / 1000).toFixed(0)} KB`
+  console.log('\nHeap snapshots of P2P viewer 2 and the plain viewer: code nodes (machine code, bytecode, function metadata) against ' +
+    'all other V8 objects (KB, self sizes), and machine code objects (Sparkplug baseline and optimized) against functions alive')
+  console.log('| minute | P2P code KB | P2P other objects KB | P2P machine code / functions | plain code KB | plain other objects KB | plain machine code / functions |')
+  console.log('|---|---|---|---|---|---|---|')
+  for (const { minute, p2p, plain } of snapshots) {
+    const cells = k => `${(k.codeBytes / 1000).toFixed(0)} | ${(k.objectBytes / 1000).toFixed(0)} | ${k.machineCode} / ${k.functions}`
+    console.log(`| ${minute} | ${cells(p2p)} | ${cells(plain)} |`)
+  }
+  console.log(`\nminute ${now.minute} against minute 1: code nodes P2P ${kb(now.p2p.codeBytes - then.p2p.codeBytes)}, ` +
+    `plain ${kb(now.plain.codeBytes - then.plain.codeBytes)}; all other V8 objects P2P ${kb(now.p2p.objectBytes - then.p2p.objectBytes)}, ` +
+    `plain ${kb(now.plain.objectBytes - then.plain.objectBytes)}`)
+  const p2pGrowth = growth(then.p2p.kinds, now.p2p.kinds)
+  const plainGrowth = growth(then.plain.kinds, now.plain.kinds)
   console.log(`\nWhat grew from minute 1 to minute ${MINUTES} in P2P viewer 2's heap snapshot, beside the plain viewer's (self sizes; top ${GROWERS_SHOWN}; ` +
     '"native" kinds are Blink (C++) objects)')
   console.log('| V8 node type and name | P2P bytes | P2P objects | P2P objects now | plain bytes | plain objects |')
@@ -142,15 +162,8 @@ try {
     const plain = plainGrowth.get(key) ?? { bytes: 0, count: 0 }
     console.log(`| ${key.replace(/\|/g, '/').slice(0, 80)} | ${g.bytes} | ${g.count} | ${g.countNow} | ${plain.bytes} | ${plain.count} |`)
   }
-  const parts = ({ p2p, plain }) => `P2P ${p2p.machineCode} machine code objects for ${p2p.functions} functions, ` +
-    `plain ${plain.machineCode} for ${plain.functions}`
-  const kb = bytes => `${bytes >= 0 ? '+' : ''}${(bytes / 1000).toFixed(0)} KB`
-  const [then, now] = snapshots
-  console.log(`\nV8 objects in the snapshots, minute 1 to minute ${MINUTES}: code nodes P2P ${kb(now.p2p.codeBytes - then.p2p.codeBytes)}, ` +
-    `plain ${kb(now.plain.codeBytes - then.plain.codeBytes)}; all other V8 objects P2P ${kb(now.p2p.objectBytes - then.p2p.objectBytes)}, ` +
-    `plain ${kb(now.plain.objectBytes - then.plain.objectBytes)}. Minute 1: ${parts(then)}; minute ${MINUTES}: ${parts(now)}`)
-  const p2pCode = growth(snapshots[0].p2p.code, snapshots[1].p2p.code)
-  const plainCode = growth(snapshots[0].plain.code, snapshots[1].plain.code)
+  const p2pCode = growth(then.p2p.code, now.p2p.code)
+  const plainCode = growth(then.plain.code, now.plain.code)
   console.log(`\nThe code nodes that grew most in the same snapshots, by name (top ${GROWERS_SHOWN})`)
   console.log('| code node name | P2P bytes | P2P objects | P2P objects now | plain bytes | plain objects |')
   console.log('|---|---|---|---|---|---|')
