@@ -15,8 +15,9 @@
 // the same kinds' growth in the plain one, then the code nodes (compiled code,
 // bytecode, function metadata) that grew most, by name.
 //
-// Environment: MINUTES (default 10), SNAPSHOT_EVERY (minutes, default 10). Run it inside a loopback-only namespace
-// (`make bench` does): node bench/memory.mjs
+// Environment: MINUTES (default 10), SNAPSHOT_EVERY (minutes, default 10).
+// Run it inside a loopback-only namespace (`make bench` does):
+// node bench/memory.mjs
 import { startOrigin } from '../scripts/origin.mjs'
 import { startTracker, startWorker, sleep } from '../tests/support/harness.mjs'
 import { openViewer } from '../tests/support/viewers.mjs'
