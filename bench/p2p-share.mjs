@@ -17,7 +17,7 @@
 // (N, player); the live-torrent rows are labelled by tracker.
 //
 // Environment: VIEWERS (default 2,4,6), SECONDS_PER_RUN (default 60),
-// JOIN_GAP_MS (default 2000), PROBE_PAIRS (default 5; 0: none), PLAYERS (default live-torrent (npm tracker),
+// JOIN_GAP_MS (default 2000), PROBE_PAIRS (default 8; 0: none), PLAYERS (default live-torrent (npm tracker),
 // live-torrent-builtin (built-in tracker), p2pml-defaults, p2pml-tuned; also
 // live-torrent-2-offers), e.g. `PLAYERS=live-torrent,live-torrent-builtin
 // VIEWERS=4 SECONDS_PER_RUN=40` for a quick comparison of the two trackers.
@@ -44,11 +44,18 @@
 //                      plain one did: this column says how joining went, not
 //                      what P2P costs a start
 //   joining viewer     the start-up cost of P2P itself: once the phase has
-//                      been watched, PROBE_PAIRS (default 5) pairs of one
+//                      been watched, PROBE_PAIRS (default 8) pairs of one
 //                      more viewer, P2P (the phase's player) and plain in
 //                      turn, each opened alone into the running phase and
 //                      closed at its first frame; median first frame of each
 //                      kind, under the same load
+//   joining, paired    the same joins as pairs: P2P minus plain first frame
+//                      of each pair (its two viewers open back to back, so
+//                      they meet the load of the same moment), median and
+//                      range over the pairs. On a saturated machine the load
+//                      drifts by seconds within a phase; the pairing takes
+//                      that drift out of the difference, which the medians of
+//                      each kind keep
 //   worker requests    requests for /live/seg-* that left the browser (made by
 //                      the page, the page client or the service worker and not
 //                      answered by the service worker; web-seed and fallback
@@ -130,7 +137,7 @@ const DEFAULT_PLAYERS = ['live-torrent', 'live-torrent-builtin', 'p2pml-defaults
 const PLAYER_NAMES = parsePlayers(process.env.PLAYERS || DEFAULT_PLAYERS.join(','))
 const SECONDS_PER_RUN = Number(process.env.SECONDS_PER_RUN || 60)
 const JOIN_GAP_MS = Number(process.env.JOIN_GAP_MS || 2000)
-const PROBE_PAIRS = Number(process.env.PROBE_PAIRS ?? 5)
+const PROBE_PAIRS = Number(process.env.PROBE_PAIRS ?? 8)
 if (!Number.isInteger(PROBE_PAIRS) || PROBE_PAIRS < 0) throw new Error(`PROBE_PAIRS must be a whole number >= 0, got ${process.env.PROBE_PAIRS}`)
 if (!(SECONDS_PER_RUN > 0)) throw new Error(`SECONDS_PER_RUN must be > 0, got ${process.env.SECONDS_PER_RUN}`)
 const FIRST_FRAME_TIMEOUT_MS = 60_000
@@ -139,6 +146,7 @@ const PLAIN_JOIN_MS = JOIN_GAP_MS / 2
 
 const log = line => process.stderr.write(`[p2p-share] ${line}\n`)
 const fixed = (value, digits) => (typeof value === 'number' && Number.isFinite(value) ? value.toFixed(digits) : 'n/a')
+const signed = value => (typeof value === 'number' && Number.isFinite(value) ? `${value > 0 ? '+' : ''}${value.toFixed(0)}` : 'n/a')
 const pct = value => (typeof value === 'number' && Number.isFinite(value) ? `${(100 * value).toFixed(1)}%` : 'n/a')
 const mean = values => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : null)
 /**
@@ -221,21 +229,25 @@ async function builtinTrackerStats (worker) {
  * each, one at a time, each closed at its first frame. Alternating the order
  * (P2P first, then plain first) spreads any drift of the load over both kinds.
  * `options.registry` is the phase's, so a probe that fails is closed with it.
- * Returns { p2p: [{ firstFrameMs, playerStartMs }], plain: [...] }.
+ * Returns { p2p: [{ firstFrameMs, playerStartMs }], plain: [...],
+ * differences: [P2P minus plain first frame ms, one per pair] }.
  */
 async function probeJoins (options) {
-  const probes = { p2p: [], plain: [] }
+  const probes = { p2p: [], plain: [], differences: [] }
   for (let pair = 0; pair < PROBE_PAIRS; pair++) {
     const order = pair % 2 === 0 ? [true, false] : [false, true]
+    const firstFrames = {}
     for (const p2p of order) {
       const viewer = await openViewer({ ...options, p2p, ...(p2p ? {} : { pageUrl: null }) })
       try {
         const metrics = await viewer.page.evaluate(() => window.ltDemo.metrics)
         probes[p2p ? 'p2p' : 'plain'].push({ firstFrameMs: metrics.firstFrameMs, playerStartMs: metrics.playerStartMs })
+        firstFrames[p2p ? 'p2p' : 'plain'] = metrics.firstFrameMs
       } finally {
         await viewer.close()
       }
     }
+    probes.differences.push(firstFrames.p2p - firstFrames.plain)
   }
   return probes
 }
@@ -295,6 +307,9 @@ function rowOf ({ n, player, p2p, plain, probes }) {
     playerStartPlain: plain.playerStartMs,
     probeFirstFrameP2p: median(probes.p2p.map(p => p.firstFrameMs)),
     probeFirstFramePlain: median(probes.plain.map(p => p.firstFrameMs)),
+    probeDifference: median(probes.differences),
+    probeDifferenceMin: probes.differences.length ? Math.min(...probes.differences) : null,
+    probeDifferenceMax: probes.differences.length ? Math.max(...probes.differences) : null,
     requestsP2p: mean(p2p.map(perSegment).filter(v => v !== null)),
     requestsPlain: perSegment(plain),
     latencyP2p: median(p2p.flatMap(r => r.latencies)),
@@ -348,7 +363,8 @@ try {
         }
         log(`  tracker: ${JSON.stringify(run.trackerStats)}`)
         log(`  joining viewers, first frame ms (player created): P2P ${run.probes.p2p.map(p => `${p.firstFrameMs} (${p.playerStartMs})`).join(', ') || 'none'}; ` +
-          `plain ${run.probes.plain.map(p => `${p.firstFrameMs} (${p.playerStartMs})`).join(', ') || 'none'}`)
+          `plain ${run.probes.plain.map(p => `${p.firstFrameMs} (${p.playerStartMs})`).join(', ') || 'none'}; ` +
+          `P2P minus plain, by pair: ${run.probes.differences.join(', ') || 'none'}`)
         rows.push(rowOf(run))
         costs.push(costsOf(run))
       } catch (error) {
@@ -367,17 +383,18 @@ const speed = mbps => (mbps ? `${Math.round(mbps)} MB/s` : 'n/a')
 console.log(`P2P share of a live HLS stream (2 s segments, ~860 kbit/s), per player: N P2P viewers joining ${JOIN_GAP_MS / 1000} s apart ` +
   `+ 1 plain hls.js viewer, ${SECONDS_PER_RUN} s each, one headless Chromium per viewer, all on one machine; players one after another. ` +
   `Machine speed, openssl sha1 at 16 KiB blocks, before / after the run: ${speed(speedBefore)} / ${speed(speedAfter)}`)
-console.log(`| P2P viewers | player | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms (player created) P2P (median) / plain | first frame ms of a viewer joining the phase, P2P / plain (median of ${PROBE_PAIRS} each) | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) | CPU of one core P2P / plain |`)
-console.log('|---|---|---|---|---|---|---|---|---|---|')
+console.log(`| P2P viewers | player | P2P share | of 1-1/N ceiling | stalls P2P (total) / plain | first frame ms (player created) P2P (median) / plain | first frame ms of a viewer joining the phase, P2P / plain (median of ${PROBE_PAIRS} each) | joining viewer's first frame, P2P minus plain, ms: median of the ${PROBE_PAIRS} pairs (range) | worker requests per segment per viewer P2P / plain | live latency s P2P / plain (median) | CPU of one core P2P / plain |`)
+console.log('|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
   const label = PLAYERS[r.player].label
   if (r.failed) {
-    console.log(`| ${r.n} | ${label} | failed: ${r.failed.replace(/\|/g, '/').slice(0, 300)} | | | | | | | |`)
+    console.log(`| ${r.n} | ${label} | failed: ${r.failed.replace(/\|/g, '/').slice(0, 300)} | | | | | | | | |`)
     continue
   }
   console.log(`| ${r.n} | ${label} | ${pct(r.share)} | ${pct(r.ofCeiling)} | ${r.stallsP2p} / ${r.stallsPlain} | ` +
     `${fixed(r.firstFrameP2p, 0)} (${fixed(r.playerStartP2p, 0)}) / ${fixed(r.firstFramePlain, 0)} (${fixed(r.playerStartPlain, 0)}) | ` +
-    `${fixed(r.probeFirstFrameP2p, 0)} / ${fixed(r.probeFirstFramePlain, 0)} | ${fixed(r.requestsP2p, 2)} / ${fixed(r.requestsPlain, 2)} | ` +
+    `${fixed(r.probeFirstFrameP2p, 0)} / ${fixed(r.probeFirstFramePlain, 0)} | ` +
+    `${signed(r.probeDifference)} (${signed(r.probeDifferenceMin)} to ${signed(r.probeDifferenceMax)}) | ${fixed(r.requestsP2p, 2)} / ${fixed(r.requestsPlain, 2)} | ` +
     `${fixed(r.latencyP2p, 1)} / ${fixed(r.latencyPlain, 1)} | ${pct(r.cpuP2p)} / ${pct(r.cpuPlain)} |`)
 }
 
