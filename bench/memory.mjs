@@ -13,7 +13,9 @@
 // level off?); then, from the first snapshot to the last, the object kinds
 // (V8 node type and constructor name) that grew most in the P2P viewer, with
 // the same kinds' growth in the plain one, then the code nodes (compiled code,
-// bytecode, function metadata) that grew most, by name.
+// bytecode, function metadata) that grew most, by name. It also says whose
+// machine code it is: for each snapshot, the machine code by the script its
+// functions came from, and the functions whose machine code grew most.
 //
 // Environment: MINUTES (default 10), SNAPSHOT_EVERY (minutes, default 10).
 // Run it inside a loopback-only namespace (`make bench` does):
@@ -69,6 +71,7 @@ async function heapByKind (session) {
     kinds.set(key, kind)
   }
   const count = name => code.get(name)?.count ?? 0
+  const { byScript, byFunction } = machineCodeOwners(snapshot)
   const bytesOf = test => [...kinds].filter(([key]) => test(key)).reduce((sum, [, k]) => sum + k.bytes, 0)
   return {
     kinds,
@@ -82,8 +85,77 @@ async function heapByKind (session) {
      * metadata alive.
      */
     machineCode: count('system / Code'),
-    functions: count('system / SharedFunctionInfo')
+    functions: count('system / SharedFunctionInfo'),
+    byScript,
+    byFunction
   }
+}
+
+/**
+ * Who owns the machine code: follows every function (closure node) to its
+ * machine code object (its `code` edge, when that is a `system / Code` node
+ * and not a shared builtin) and to the script its SharedFunctionInfo came
+ * from. Each machine code object counts once, with the bytes of itself and
+ * of the code nodes it holds (instructions, relocation and position tables,
+ * deoptimization data). Returns `byScript`: Map script path -> { count,
+ * bytes }, and `byFunction`: Map "script path function name" -> the same.
+ */
+function machineCodeOwners (snapshot) {
+  const fields = snapshot.snapshot.meta.node_fields
+  const edgeFields = snapshot.snapshot.meta.edge_fields
+  const types = snapshot.snapshot.meta.node_types[fields.indexOf('type')]
+  const edgeTypes = snapshot.snapshot.meta.edge_types[edgeFields.indexOf('type')]
+  const [typeAt, nameAt, sizeAt, edgeCountAt] = ['type', 'name', 'self_size', 'edge_count'].map(f => fields.indexOf(f))
+  const [edgeTypeAt, edgeNameAt, edgeToAt] = ['type', 'name_or_index', 'to_node'].map(f => edgeFields.indexOf(f))
+  const { nodes, edges, strings } = snapshot
+  const nodeCount = nodes.length / fields.length
+  // Offset of each node's first edge: edges are stored node after node.
+  const firstEdge = new Uint32Array(nodeCount + 1)
+  for (let n = 0; n < nodeCount; n++) firstEdge[n + 1] = firstEdge[n] + nodes[n * fields.length + edgeCountAt] * edgeFields.length
+  const typeOf = n => types[nodes[n * fields.length + typeAt]]
+  const nameOf = n => strings[nodes[n * fields.length + nameAt]]
+  /** The node an internal edge of `n` named like `pattern` points at, or -1. */
+  const child = (n, pattern) => {
+    for (let e = firstEdge[n]; e < firstEdge[n + 1]; e += edgeFields.length) {
+      if (edgeTypes[edges[e + edgeTypeAt]] !== 'internal') continue
+      if (pattern.test(strings[edges[e + edgeNameAt]])) return edges[e + edgeToAt] / fields.length
+    }
+    return -1
+  }
+  const bytesOf = codeNode => {
+    let bytes = nodes[codeNode * fields.length + sizeAt]
+    for (let e = firstEdge[codeNode]; e < firstEdge[codeNode + 1]; e += edgeFields.length) {
+      const to = edges[e + edgeToAt] / fields.length
+      if (edgeTypes[edges[e + edgeTypeAt]] === 'internal' && typeOf(to) === 'code' && nameOf(to) !== 'system / Map') bytes += nodes[to * fields.length + sizeAt]
+    }
+    return bytes
+  }
+  const seen = new Set()
+  const byScript = new Map()
+  const byFunction = new Map()
+  const add = (map, key, bytes) => {
+    const entry = map.get(key) || { count: 0, bytes: 0 }
+    entry.count += 1
+    entry.bytes += bytes
+    map.set(key, entry)
+  }
+  for (let n = 0; n < nodeCount; n++) {
+    if (typeOf(n) !== 'closure') continue
+    const codeNode = child(n, /^code$/)
+    if (codeNode < 0 || seen.has(codeNode) || nameOf(codeNode) !== 'system / Code') continue
+    seen.add(codeNode)
+    const shared = child(n, /^shared$/)
+    const script = shared < 0 ? -1 : child(shared, /^script/)
+    // A script node is named "system / Script / <its URL>".
+    const url = script < 0 ? '' : nameOf(script).replace(/^system \/ Script \/ ?/, '')
+    let path = url
+    try { path = new URL(url).pathname } catch {}
+    path = path || '(no URL: V8 and Blink built-ins, evaluated code)'
+    const bytes = bytesOf(codeNode)
+    add(byScript, path, bytes)
+    add(byFunction, `${path} ${nameOf(n) || '(anonymous)'}`, bytes)
+  }
+  return { byScript, byFunction }
 }
 
 /** Growth of each kind from `before` to `after`: Map key -> { count, bytes, countNow }. */
@@ -152,6 +224,25 @@ try {
   console.log(`\nminute ${now.minute} against minute 1: code nodes P2P ${kb(now.p2p.codeBytes - then.p2p.codeBytes)}, ` +
     `plain ${kb(now.plain.codeBytes - then.plain.codeBytes)}; all other V8 objects P2P ${kb(now.p2p.objectBytes - then.p2p.objectBytes)}, ` +
     `plain ${kb(now.plain.objectBytes - then.plain.objectBytes)}`)
+  const scriptCell = (k, script) => {
+    const entry = k.byScript.get(script) ?? { count: 0, bytes: 0 }
+    return `${entry.count} / ${(entry.bytes / 1000).toFixed(0)}`
+  }
+  for (const page of ['p2p', 'plain']) {
+    const scripts = [...now[page].byScript].sort((a, b) => b[1].bytes - a[1].bytes).map(([script]) => script)
+    console.log(`\nMachine code of the ${page === 'p2p' ? 'P2P viewer 2' : 'plain viewer'} by the script its functions came from: ` +
+      'machine code objects / KB (with their instructions, tables and deoptimization data)')
+    console.log(`| script | ${snapshots.map(sn => `minute ${sn.minute}`).join(' | ')} |`)
+    console.log(`|---|${snapshots.map(() => '---|').join('')}`)
+    for (const script of scripts) console.log(`| ${script.replace(/\|/g, '/').slice(0, 80)} | ${snapshots.map(sn => scriptCell(sn[page], script)).join(' | ')} |`)
+  }
+  const p2pFunctions = growth(then.p2p.byFunction, now.p2p.byFunction)
+  console.log(`\nThe functions of P2P viewer 2 whose machine code grew most from minute 1 to minute ${now.minute} (top ${GROWERS_SHOWN}; script and function name)`)
+  console.log('| function | bytes | machine code objects | objects now |')
+  console.log('|---|---|---|---|')
+  for (const [key, g] of [...p2pFunctions].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, GROWERS_SHOWN)) {
+    console.log(`| ${key.replace(/\|/g, '/').slice(0, 90)} | ${g.bytes} | ${g.count} | ${g.countNow} |`)
+  }
   const p2pGrowth = growth(then.p2p.kinds, now.p2p.kinds)
   const plainGrowth = growth(then.plain.kinds, now.plain.kinds)
   console.log(`\nWhat grew from minute 1 to minute ${MINUTES} in P2P viewer 2's heap snapshot, beside the plain viewer's (self sizes; top ${GROWERS_SHOWN}; ` +
