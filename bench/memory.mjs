@@ -92,14 +92,20 @@ async function heapByKind (session) {
 }
 
 /**
- * Who owns the machine code: follows every function (closure node) to its
- * machine code object (its `code` edge, when that is a `system / Code` node
- * and not a shared builtin) and to the script its SharedFunctionInfo came
- * from. Each machine code object counts once, with the bytes of itself and
- * of the code nodes it holds (instructions, relocation and position tables,
- * deoptimization data). Returns `byScript`: Map script path -> { count,
- * bytes }, and `byFunction`: Map "script path function name" -> the same.
+ * Who owns the machine code: each machine code object (`system / Code` node)
+ * is followed up its retainers, breadth first and at most
+ * OWNER_SEARCH_DEPTH steps, to the first function that holds it: a closure
+ * (its current code), a SharedFunctionInfo (baseline code) or a
+ * FeedbackVector (optimized code cached for a function whose closures may be
+ * gone). The function's SharedFunctionInfo names the script it came from, and
+ * a closure of it its name. Each machine code object counts once, with the
+ * bytes of itself and of the code nodes it holds (instructions, relocation
+ * and position tables, deoptimization data). Returns `byScript`: Map script
+ * path -> { count, bytes }, and `byFunction`: Map "script path function
+ * name" -> the same; code no function holds is under NO_OWNER.
  */
+const OWNER_SEARCH_DEPTH = 4
+const NO_OWNER = '(held by no function: V8 tables, handlers, regular expressions)'
 function machineCodeOwners (snapshot) {
   const fields = snapshot.snapshot.meta.node_fields
   const edgeFields = snapshot.snapshot.meta.edge_fields
@@ -114,11 +120,54 @@ function machineCodeOwners (snapshot) {
   for (let n = 0; n < nodeCount; n++) firstEdge[n + 1] = firstEdge[n] + nodes[n * fields.length + edgeCountAt] * edgeFields.length
   const typeOf = n => types[nodes[n * fields.length + typeAt]]
   const nameOf = n => strings[nodes[n * fields.length + nameAt]]
+  const edgeName = e => (edgeTypes[edges[e + edgeTypeAt]] === 'element' || edgeTypes[edges[e + edgeTypeAt]] === 'hidden'
+    ? String(edges[e + edgeNameAt])
+    : strings[edges[e + edgeNameAt]])
   /** The node an internal edge of `n` named like `pattern` points at, or -1. */
   const child = (n, pattern) => {
     for (let e = firstEdge[n]; e < firstEdge[n + 1]; e += edgeFields.length) {
       if (edgeTypes[edges[e + edgeTypeAt]] !== 'internal') continue
-      if (pattern.test(strings[edges[e + edgeNameAt]])) return edges[e + edgeToAt] / fields.length
+      if (pattern.test(edgeName(e))) return edges[e + edgeToAt] / fields.length
+    }
+    return -1
+  }
+  const isMachineCode = n => typeOf(n) === 'code' && nameOf(n) === 'system / Code'
+  const isSharedInfo = n => nameOf(n) === 'system / SharedFunctionInfo'
+  const isFeedbackVector = n => nameOf(n) === 'system / FeedbackVector'
+  // Retainers of the nodes the upward search can pass through: machine code
+  // and whatever holds it (wrappers, vectors, closures, function infos).
+  const retainers = new Map()
+  const closureName = new Map() // SharedFunctionInfo node -> a closure's name
+  for (let n = 0; n < nodeCount; n++) {
+    const closure = typeOf(n) === 'closure'
+    for (let e = firstEdge[n]; e < firstEdge[n + 1]; e += edgeFields.length) {
+      const to = edges[e + edgeToAt] / fields.length
+      if (closure && edgeTypes[edges[e + edgeTypeAt]] === 'internal' && edgeName(e) === 'shared' && !closureName.has(to)) closureName.set(to, nameOf(n) || '(anonymous)')
+      if (typeOf(to) !== 'code' && typeOf(to) !== 'closure') continue
+      let list = retainers.get(to)
+      if (!list) retainers.set(to, (list = []))
+      list.push(n)
+    }
+  }
+  /** The SharedFunctionInfo of the function that holds machine code `code`, or -1. */
+  const ownerOf = code => {
+    let frontier = [code]
+    const visited = new Set(frontier)
+    for (let depth = 0; depth < OWNER_SEARCH_DEPTH && frontier.length; depth++) {
+      const next = []
+      for (const node of frontier) {
+        for (const holder of retainers.get(node) ?? []) {
+          if (visited.has(holder)) continue
+          visited.add(holder)
+          if (typeOf(holder) === 'closure') return child(holder, /^shared$/)
+          if (isSharedInfo(holder)) return holder
+          if (isFeedbackVector(holder)) return child(holder, /shared_function_info/)
+          // Other code (inlining, deoptimization data) points at the
+          // functions it inlined, not at its owner: do not climb through it.
+          if (!isMachineCode(holder)) next.push(holder)
+        }
+      }
+      frontier = next
     }
     return -1
   }
@@ -126,11 +175,10 @@ function machineCodeOwners (snapshot) {
     let bytes = nodes[codeNode * fields.length + sizeAt]
     for (let e = firstEdge[codeNode]; e < firstEdge[codeNode + 1]; e += edgeFields.length) {
       const to = edges[e + edgeToAt] / fields.length
-      if (edgeTypes[edges[e + edgeTypeAt]] === 'internal' && typeOf(to) === 'code' && nameOf(to) !== 'system / Map') bytes += nodes[to * fields.length + sizeAt]
+      if (edgeTypes[edges[e + edgeTypeAt]] === 'internal' && typeOf(to) === 'code' && nameOf(to) !== 'system / Map' && !isMachineCode(to)) bytes += nodes[to * fields.length + sizeAt]
     }
     return bytes
   }
-  const seen = new Set()
   const byScript = new Map()
   const byFunction = new Map()
   const add = (map, key, bytes) => {
@@ -140,20 +188,22 @@ function machineCodeOwners (snapshot) {
     map.set(key, entry)
   }
   for (let n = 0; n < nodeCount; n++) {
-    if (typeOf(n) !== 'closure') continue
-    const codeNode = child(n, /^code$/)
-    if (codeNode < 0 || seen.has(codeNode) || nameOf(codeNode) !== 'system / Code') continue
-    seen.add(codeNode)
-    const shared = child(n, /^shared$/)
-    const script = shared < 0 ? -1 : child(shared, /^script/)
+    if (!isMachineCode(n)) continue
+    const shared = ownerOf(n)
+    const bytes = bytesOf(n)
+    if (shared < 0) {
+      add(byScript, NO_OWNER, bytes)
+      add(byFunction, NO_OWNER, bytes)
+      continue
+    }
+    const script = child(shared, /^script/)
     // A script node is named "system / Script / <its URL>".
     const url = script < 0 ? '' : nameOf(script).replace(/^system \/ Script \/ ?/, '')
     let path = url
     try { path = new URL(url).pathname } catch {}
     path = path || '(no URL: V8 and Blink built-ins, evaluated code)'
-    const bytes = bytesOf(codeNode)
     add(byScript, path, bytes)
-    add(byFunction, `${path} ${nameOf(n) || '(anonymous)'}`, bytes)
+    add(byFunction, `${path} ${closureName.get(shared) || '(no live closure)'}`, bytes)
   }
   return { byScript, byFunction }
 }
