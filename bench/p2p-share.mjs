@@ -35,7 +35,9 @@
 //   of ceiling         share / (1 - 1/N): with N viewers at least one of them
 //                      must fetch each segment over HTTP
 //   stalls             metrics.stalls (public/_lt/playback-metrics.js), summed
-//                      over the P2P viewers / the plain viewer
+//                      over the P2P viewers / the plain viewer; a phase whose
+//                      plain viewer stalled is labelled saturated: the machine
+//                      could not play one video in real time then
 //   first frame        metrics.firstFrameMs (ms after navigation), median
 //                      over the P2P viewers / plain; in brackets, when the
 //                      page created the player (metrics.playerStartMs). The
@@ -391,7 +393,10 @@ for (const r of rows) {
     console.log(`| ${r.n} | ${label} | failed: ${r.failed.replace(/\|/g, '/').slice(0, 300)} | | | | | | | | |`)
     continue
   }
-  console.log(`| ${r.n} | ${label} | ${pct(r.share)} | ${pct(r.ofCeiling)} | ${r.stallsP2p} / ${r.stallsPlain} | ` +
+  // A plain page that stalls means the machine could not play one video in
+  // real time during the phase: its P2P figures describe a saturated machine.
+  const saturated = r.stallsPlain > 0 ? ' (saturated: the plain reference stalled)' : ''
+  console.log(`| ${r.n} | ${label}${saturated} | ${pct(r.share)} | ${pct(r.ofCeiling)} | ${r.stallsP2p} / ${r.stallsPlain} | ` +
     `${fixed(r.firstFrameP2p, 0)} (${fixed(r.playerStartP2p, 0)}) / ${fixed(r.firstFramePlain, 0)} (${fixed(r.playerStartPlain, 0)}) | ` +
     `${fixed(r.probeFirstFrameP2p, 0)} / ${fixed(r.probeFirstFramePlain, 0)} | ` +
     `${signed(r.probeDifference)} (${signed(r.probeDifferenceMin)} to ${signed(r.probeDifferenceMax)}) | ${fixed(r.requestsP2p, 2)} / ${fixed(r.requestsPlain, 2)} | ` +
