@@ -54,21 +54,13 @@ async function heapByKind (session) {
     if (type === 'code') {
       // Compiled code, bytecode and function metadata, by the name V8 gives
       // it (mostly the function's): what keeps compiling.
-      const name = snapshot.strings[snapshot.nodes[i + nameAt]].slice(0, 70)
-      const entry = code.get(name) || { count: 0, bytes: 0 }
-      entry.count += 1
-      entry.bytes += snapshot.nodes[i + sizeAt]
-      code.set(name, entry)
+      tally(code, snapshot.strings[snapshot.nodes[i + nameAt]].slice(0, 70), snapshot.nodes[i + sizeAt])
     }
     // Strings and code are named by their content or source: sum them by type.
     const name = ['object', 'closure', 'array', 'native', 'regexp', 'object shape'].includes(type)
       ? snapshot.strings[snapshot.nodes[i + nameAt]]
       : ''
-    const key = `${type} ${name}`.trim()
-    const kind = kinds.get(key) || { count: 0, bytes: 0 }
-    kind.count += 1
-    kind.bytes += snapshot.nodes[i + sizeAt]
-    kinds.set(key, kind)
+    tally(kinds, `${type} ${name}`.trim(), snapshot.nodes[i + sizeAt])
   }
   const count = name => code.get(name)?.count ?? 0
   const { byScript, byFunction } = machineCodeOwners(snapshot)
@@ -134,8 +126,9 @@ function machineCodeOwners (snapshot) {
   const isMachineCode = n => typeOf(n) === 'code' && nameOf(n) === 'system / Code'
   const isSharedInfo = n => nameOf(n) === 'system / SharedFunctionInfo'
   const isFeedbackVector = n => nameOf(n) === 'system / FeedbackVector'
-  // Retainers of the nodes the upward search can pass through: machine code
-  // and whatever holds it (wrappers, vectors, closures, function infos).
+  // Retainers of code nodes, the only nodes the upward search climbs
+  // through (machine code, its wrappers, feedback vectors, function infos);
+  // it stops at the first closure it meets.
   const retainers = new Map()
   const closureName = new Map() // SharedFunctionInfo node -> a closure's name
   for (let n = 0; n < nodeCount; n++) {
@@ -143,7 +136,7 @@ function machineCodeOwners (snapshot) {
     for (let e = firstEdge[n]; e < firstEdge[n + 1]; e += edgeFields.length) {
       const to = edges[e + edgeToAt] / fields.length
       if (closure && edgeTypes[edges[e + edgeTypeAt]] === 'internal' && edgeName(e) === 'shared' && !closureName.has(to)) closureName.set(to, nameOf(n) || '(anonymous)')
-      if (typeOf(to) !== 'code' && typeOf(to) !== 'closure') continue
+      if (typeOf(to) !== 'code') continue
       let list = retainers.get(to)
       if (!list) retainers.set(to, (list = []))
       list.push(n)
@@ -181,19 +174,13 @@ function machineCodeOwners (snapshot) {
   }
   const byScript = new Map()
   const byFunction = new Map()
-  const add = (map, key, bytes) => {
-    const entry = map.get(key) || { count: 0, bytes: 0 }
-    entry.count += 1
-    entry.bytes += bytes
-    map.set(key, entry)
-  }
   for (let n = 0; n < nodeCount; n++) {
     if (!isMachineCode(n)) continue
     const shared = ownerOf(n)
     const bytes = bytesOf(n)
     if (shared < 0) {
-      add(byScript, NO_OWNER, bytes)
-      add(byFunction, NO_OWNER, bytes)
+      tally(byScript, NO_OWNER, bytes)
+      tally(byFunction, NO_OWNER, bytes)
       continue
     }
     const script = child(shared, /^script/)
@@ -202,10 +189,18 @@ function machineCodeOwners (snapshot) {
     let path = url
     try { path = new URL(url).pathname } catch {}
     path = path || '(no URL: V8 and Blink built-ins, evaluated code)'
-    add(byScript, path, bytes)
-    add(byFunction, `${path} ${closureName.get(shared) || '(no live closure)'}`, bytes)
+    tally(byScript, path, bytes)
+    tally(byFunction, `${path} ${closureName.get(shared) || '(no live closure)'}`, bytes)
   }
   return { byScript, byFunction }
+}
+
+/** Adds one object of `bytes` to `map`'s entry for `key`: { count, bytes }. */
+function tally (map, key, bytes) {
+  const entry = map.get(key) || { count: 0, bytes: 0 }
+  entry.count += 1
+  entry.bytes += bytes
+  map.set(key, entry)
 }
 
 /** Growth of each kind from `before` to `after`: Map key -> { count, bytes, countNow }. */
