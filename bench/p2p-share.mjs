@@ -192,8 +192,9 @@ async function runPhase (origin, comparison, n, playerName) {
     const trackerStats = await readTrackerStats()
     const p2p = []
     for (const viewer of p2pViewers) {
-      const segmentEvents = await viewer.page.evaluate(() => window.__segmentEvents ?? []).catch(() => [])
-      p2p.push({ ...await viewer.finish(), segmentEvents })
+      const { segmentEvents, torrentFetches } = await viewer.page.evaluate(() => ({ segmentEvents: window.__segmentEvents ?? [], torrentFetches: window.__torrentFetches ?? [] }))
+        .catch(() => ({ segmentEvents: [], torrentFetches: [] }))
+      p2p.push({ ...await viewer.finish(), segmentEvents, torrentFetches })
     }
     const plain = await plainViewer.finish()
     const probes = await probeJoins({ ...common, ...p2pInit, pageUrl, index: n + 2 })
@@ -254,12 +255,51 @@ async function probeJoins (options) {
   return probes
 }
 
-/** Keeps live-torrent's segment events (with their timelines) from the first frame on. */
+/**
+ * Keeps live-torrent's segment events (with their timelines) from the first
+ * frame on, and the resource timing of every .torrent fetch (the magnets'
+ * xs=), whose info-hash names the segment. An observer, not
+ * performance.getEntries(): the page's resource timing buffer (250 entries)
+ * is full after a few minutes of a live stream.
+ */
 async function recordSegmentEvents (viewer) {
   await viewer.page.evaluate(() => {
     window.__segmentEvents = []
+    window.__torrentFetches = []
     window.liveTorrent?.on?.('segment', event => window.__segmentEvents.push(event))
+    new PerformanceObserver(list => {
+      for (const e of list.getEntries()) {
+        const infoHash = /\/_lt\/torrent\/([0-9a-f]{40})\.torrent/.exec(e.name)?.[1]
+        if (!infoHash) continue
+        const { startTime, workerStart, requestStart, responseStart, responseEnd } = e
+        window.__torrentFetches.push({ infoHash, startTime, workerStart, requestStart, responseStart, responseEnd })
+      }
+    }).observe({ type: 'resource', buffered: true })
   })
+}
+
+/**
+ * Where a segment's metadata time goes, from its listing to its torrent's
+ * 'ready' (ms, one entry per segment event that has a .torrent fetch):
+ * before the fetch left the page (WebTorrent's own steps on a busy main
+ * thread), in the service worker (its fetch event; 0 when it answered none),
+ * at the worker (request sent to first byte back), and after the response
+ * (parse, info-hash check, store, 'ready').
+ */
+function metadataSteps (events, fetches) {
+  const fetchOf = new Map(fetches.map(f => [f.infoHash, f]))
+  const steps = []
+  for (const e of events) {
+    const f = fetchOf.get(e.infoHash)
+    if (!f || typeof e.listedAt !== 'number' || typeof e.metadataMs !== 'number' || !(f.requestStart > 0)) continue
+    steps.push({
+      beforeFetch: f.startTime - e.listedAt,
+      serviceWorker: f.requestStart - f.startTime,
+      worker: f.responseStart - f.requestStart,
+      afterResponse: e.listedAt + e.metadataMs - f.responseEnd
+    })
+  }
+  return steps
 }
 
 /**
@@ -276,6 +316,8 @@ function costsOf ({ n, player, p2p, trackerStats }) {
   const events = p2p.flatMap(r => r.segmentEvents).filter(e => typeof e.requestedMs === 'number')
   const medianOf = field => median(events.map(e => e[field]))
   const peerAfterRequest = events.filter(e => e.firstPeerMs === null || e.firstPeerMs > e.requestedMs).length
+  const steps = p2p.flatMap(r => metadataSteps(r.segmentEvents, r.torrentFetches ?? []))
+  const stepMedian = field => median(steps.map(s => s[field]))
   return {
     n,
     player,
@@ -287,7 +329,12 @@ function costsOf ({ n, player, p2p, trackerStats }) {
     firstPeerMs: medianOf('firstPeerMs'),
     completeMs: medianOf('completeMs'),
     requestedMs: medianOf('requestedMs'),
-    peerAfterRequest: events.length ? peerAfterRequest / events.length : null
+    peerAfterRequest: events.length ? peerAfterRequest / events.length : null,
+    metadataSegments: steps.length,
+    beforeFetchMs: stepMedian('beforeFetch'),
+    serviceWorkerMs: stepMedian('serviceWorker'),
+    workerMs: stepMedian('worker'),
+    afterResponseMs: stepMedian('afterResponse')
   }
 }
 
@@ -409,4 +456,11 @@ console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const c of costs) {
   console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${fixed(c.created, 2)} / ${fixed(c.connected, 2)} | ${c.maxOpen ?? 'n/a'} | ${fixed(c.announces, 2)} | ` +
     `${fixed(c.metadataMs, 0)} | ${fixed(c.firstPeerMs, 0)} | ${fixed(c.completeMs, 0)} | ${fixed(c.requestedMs, 0)} | ${pct(c.peerAfterRequest)} |`)
+}
+
+console.log('\nWhere live-torrent\'s metadata time goes (ms from a playlist listing the segment to its torrent being ready, by step, median over the segments with a .torrent fetch)')
+console.log('| P2P viewers | player | segments | before the fetch left the page | service worker and the browser\'s connection queue (fetch start to request sent) | worker (request sent to first byte) | after the response (parse, check, ready) |')
+console.log('|---|---|---|---|---|---|---|')
+for (const c of costs.filter(c => c.metadataSegments > 0)) {
+  console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${c.metadataSegments} | ${fixed(c.beforeFetchMs, 0)} | ${fixed(c.serviceWorkerMs, 0)} | ${fixed(c.workerMs, 0)} | ${fixed(c.afterResponseMs, 0)} |`)
 }

@@ -14,9 +14,10 @@
 //                    worker took control)
 //   on('segment', fn) / off('segment', fn)
 //                    fn({ url, infoHash, bytes, p2pBytes, httpBytes, ms, source,
-//                         metadataMs, firstPeerMs, completeMs, requestedMs, peers })
+//                         metadataMs, firstPeerMs, completeMs, requestedMs, listedAt, peers })
 //                    for every segment handed to the player; the *Ms fields are
-//                    ms since a playlist listed the segment (null: never)
+//                    ms since a playlist listed the segment (null: never),
+//                    listedAt is that listing as performance.now()
 import { findScriptElement, readConfig } from './client/config.js'
 import { ClientStats } from './client/stats.js'
 import { affordableWaitMs, HTTP_FETCH_ESTIMATE_MS, PlaybackClock, whenPlaybackStarts } from './client/playback-clock.js'

@@ -154,6 +154,9 @@ export class SegmentDelivery {
       // never), and when the player asked for it.
       ...segment.timelineMs(),
       requestedMs: Math.round(started - segment.timeline.listed),
+      // The listing itself, as performance.now(): to line the timeline up
+      // with the page's other timings (resource timing, say).
+      listedAt: Math.round(segment.timeline.listed),
       peers: segment.torrent.wires.length
     })
     return { bytes, contentType: contentTypeOf(segment.url), source }
