@@ -178,8 +178,9 @@ async function runPhase (origin, comparison, n, playerName) {
       : {}
     const p2pOpening = Array.from({ length: n }, (_, i) => sleep(i * JOIN_GAP_MS)
       .then(() => openViewer({ ...common, ...p2pInit, pageUrl, index: i + 1 }))
-      .then(async viewer => { await recordSegmentEvents(viewer); return viewer }))
+      .then(async viewer => { await recordSegmentEvents(viewer); await recordWorkerFetches(viewer); return viewer }))
     const plainOpening = sleep(PLAIN_JOIN_MS).then(() => openViewer({ ...common, index: n + 1, p2p: false }))
+      .then(async viewer => { await recordWorkerFetches(viewer); return viewer })
     const settled = await Promise.allSettled([...p2pOpening, plainOpening])
     const failures = settled.filter(s => s.status === 'rejected').map(s => s.reason.message)
     if (failures.length) throw new Error(failures.join('\n'))
@@ -192,11 +193,12 @@ async function runPhase (origin, comparison, n, playerName) {
     const trackerStats = await readTrackerStats()
     const p2p = []
     for (const viewer of p2pViewers) {
-      const { segmentEvents, torrentFetches } = await viewer.page.evaluate(() => ({ segmentEvents: window.__segmentEvents ?? [], torrentFetches: window.__torrentFetches ?? [] }))
-        .catch(() => ({ segmentEvents: [], torrentFetches: [] }))
-      p2p.push({ ...await viewer.finish(), segmentEvents, torrentFetches })
+      const segmentEvents = await recorded(viewer, '__segmentEvents')
+      const workerFetches = await recorded(viewer, '__workerFetches')
+      p2p.push({ ...await viewer.finish(), segmentEvents, workerFetches })
     }
-    const plain = await plainViewer.finish()
+    const plainFetches = await recorded(plainViewer, '__workerFetches')
+    const plain = { ...await plainViewer.finish(), workerFetches: plainFetches }
     const probes = await probeJoins({ ...common, ...p2pInit, pageUrl, index: n + 2 })
     return { n, player: playerName, p2p, plain, trackerStats, probes }
   } finally {
@@ -255,28 +257,41 @@ async function probeJoins (options) {
   return probes
 }
 
-/**
- * Keeps live-torrent's segment events (with their timelines) from the first
- * frame on, and the resource timing of every .torrent fetch (the magnets'
- * xs=), whose info-hash names the segment. An observer, not
- * performance.getEntries(): the page's resource timing buffer (250 entries)
- * is full after a few minutes of a live stream.
- */
+/** Keeps live-torrent's segment events (with their timelines) from the first frame on. */
 async function recordSegmentEvents (viewer) {
   await viewer.page.evaluate(() => {
     window.__segmentEvents = []
-    window.__torrentFetches = []
     window.liveTorrent?.on?.('segment', event => window.__segmentEvents.push(event))
+  })
+}
+
+/**
+ * Keeps the resource timing of the page's requests to the worker for
+ * .torrent files (the magnets' xs=; the info-hash names the segment),
+ * playlists and segments, from now on. Only requests that reached the
+ * network count (requestStart set); in a P2P page the service worker answers
+ * playlists and segments itself, so only its .torrent fetches say what the
+ * worker took. An observer, not performance.getEntries(): the page's resource
+ * timing buffer (250 entries) is full after a few minutes of a live stream.
+ */
+async function recordWorkerFetches (viewer) {
+  await viewer.page.evaluate(() => {
+    window.__workerFetches = []
     new PerformanceObserver(list => {
       for (const e of list.getEntries()) {
-        const infoHash = /\/_lt\/torrent\/([0-9a-f]{40})\.torrent/.exec(e.name)?.[1]
-        if (!infoHash) continue
-        const { startTime, workerStart, requestStart, responseStart, responseEnd } = e
-        window.__torrentFetches.push({ infoHash, startTime, workerStart, requestStart, responseStart, responseEnd })
+        const path = new URL(e.name).pathname
+        const torrent = /^\/_lt\/torrent\/([0-9a-f]{40})\.torrent$/.exec(path)
+        const kind = torrent ? 'torrent' : /\.m3u8?$/.test(path) ? 'playlist' : path.startsWith('/live/seg-') ? 'segment' : null
+        if (!kind || !(e.requestStart > 0)) continue
+        const { startTime, requestStart, responseStart, responseEnd } = e
+        window.__workerFetches.push({ kind, infoHash: torrent?.[1] ?? null, startTime, requestStart, responseStart, responseEnd })
       }
     }).observe({ type: 'resource', buffered: true })
   })
 }
+
+/** `page.evaluate` of a recorded array, or [] if the page is gone. */
+const recorded = (viewer, name) => viewer.page.evaluate(n => window[n] ?? [], name).catch(() => [])
 
 /**
  * Where a segment's metadata time goes, from its listing to its torrent's
@@ -287,7 +302,7 @@ async function recordSegmentEvents (viewer) {
  * (parse, info-hash check, store, 'ready').
  */
 function metadataSteps (events, fetches) {
-  const fetchOf = new Map(fetches.map(f => [f.infoHash, f]))
+  const fetchOf = new Map(fetches.filter(f => f.kind === 'torrent').map(f => [f.infoHash, f]))
   const steps = []
   for (const e of events) {
     const f = fetchOf.get(e.infoHash)
@@ -308,7 +323,13 @@ function metadataSteps (events, fetches) {
  * median milliseconds from a segment's listing in a playlist to its metadata,
  * its first peer connection, its completion and the player's request.
  */
-function costsOf ({ n, player, p2p, trackerStats }) {
+/** Median and 90th percentile of `values`, with their count. */
+function spreadOf (values) {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b)
+  return { count: sorted.length, median: median(sorted), p90: sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))] : null }
+}
+
+function costsOf ({ n, player, p2p, plain, trackerStats }) {
   const segments = p2p.reduce((sum, r) => sum + segmentsReceived(r), 0)
   const perViewerSegment = total => (segments > 0 ? total / segments : null)
   const pcs = p2p.map(r => r.peerConnections).filter(Boolean)
@@ -316,8 +337,10 @@ function costsOf ({ n, player, p2p, trackerStats }) {
   const events = p2p.flatMap(r => r.segmentEvents).filter(e => typeof e.requestedMs === 'number')
   const medianOf = field => median(events.map(e => e[field]))
   const peerAfterRequest = events.filter(e => e.firstPeerMs === null || e.firstPeerMs > e.requestedMs).length
-  const steps = p2p.flatMap(r => metadataSteps(r.segmentEvents, r.torrentFetches ?? []))
+  const steps = p2p.flatMap(r => metadataSteps(r.segmentEvents, r.workerFetches ?? []))
   const stepMedian = field => median(steps.map(s => s[field]))
+  // Request sent to first byte back, the worker's part of a fetch.
+  const workerMs = (fetches, kind) => fetches.filter(f => f.kind === kind).map(f => f.responseStart - f.requestStart)
   return {
     n,
     player,
@@ -334,7 +357,10 @@ function costsOf ({ n, player, p2p, trackerStats }) {
     beforeFetchMs: stepMedian('beforeFetch'),
     serviceWorkerMs: stepMedian('serviceWorker'),
     workerMs: stepMedian('worker'),
-    afterResponseMs: stepMedian('afterResponse')
+    afterResponseMs: stepMedian('afterResponse'),
+    workerTorrentMs: spreadOf(p2p.flatMap(r => workerMs(r.workerFetches ?? [], 'torrent'))),
+    workerPlaylistMs: spreadOf(workerMs(plain.workerFetches ?? [], 'playlist')),
+    workerSegmentMs: spreadOf(workerMs(plain.workerFetches ?? [], 'segment'))
   }
 }
 
@@ -463,4 +489,12 @@ console.log('| P2P viewers | player | segments | before the fetch left the page 
 console.log('|---|---|---|---|---|---|---|')
 for (const c of costs.filter(c => c.metadataSegments > 0)) {
   console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${c.metadataSegments} | ${fixed(c.beforeFetchMs, 0)} | ${fixed(c.serviceWorkerMs, 0)} | ${fixed(c.workerMs, 0)} | ${fixed(c.afterResponseMs, 0)} |`)
+}
+
+console.log('\nThe worker\'s time to first byte, ms, median / 90th percentile (requests): the P2P pages\' .torrent fetches against the plain page\'s playlists and segments in the same phase')
+console.log('| P2P viewers | player | .torrent (P2P pages) | playlist (plain page) | segment (plain page) |')
+console.log('|---|---|---|---|---|')
+const spread = s => (s.count ? `${fixed(s.median, 0)} / ${fixed(s.p90, 0)} (${s.count})` : 'n/a')
+for (const c of costs) {
+  console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${spread(c.workerTorrentMs)} | ${spread(c.workerPlaylistMs)} | ${spread(c.workerSegmentMs)} |`)
 }
