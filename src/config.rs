@@ -35,6 +35,11 @@ pub struct Config {
     pub record_ttl_seconds: u64,
     /// Unhashed segments hashed before the playlist response is sent.
     pub hash_inline: usize,
+    /// Longest a playlist response waits for segments being hashed: its own
+    /// `hash_inline` ones and those another request of the isolate is
+    /// hashing. What is not done by then finishes after the response, and
+    /// its magnet comes with a later playlist; 0 never waits.
+    pub hash_wait_ms: u64,
     /// Upstream fetches one invocation may make (playlist included); hashing
     /// beyond `hash_inline` continues after the response, up to this budget.
     pub subrequest_budget: usize,
@@ -198,6 +203,7 @@ impl Config {
             ));
         }
         let hash_inline = parse_number(&lookup, "HASH_INLINE", 3usize)?;
+        let hash_wait_ms = parse_number(&lookup, "HASH_WAIT_MS", 1_000u64)?;
         let subrequest_budget = parse_number(&lookup, "SUBREQUEST_BUDGET", 45usize)?;
         if subrequest_budget < 1 {
             return Err(error("SUBREQUEST_BUDGET", "must be at least 1 (the playlist fetch itself)"));
@@ -233,6 +239,7 @@ impl Config {
             piece_length,
             record_ttl_seconds,
             hash_inline,
+            hash_wait_ms,
             subrequest_budget,
             hash_concurrency,
             upstream_timeout_ms,
@@ -464,6 +471,15 @@ mod tests {
         assert_eq!(c.tracker_limits, TrackerLimits { max_peers_per_swarm: 1000, messages_per_second: 20, shards: 1 });
         assert_eq!(c.piece_length, 65536);
         assert_eq!(c.record_ttl_seconds, 86_400);
+        assert_eq!((c.hash_inline, c.hash_wait_ms), (3, 1_000));
+    }
+
+    #[test]
+    fn hash_wait_may_be_zero_but_must_be_a_number() {
+        let with = |v: &str| config(&[("UPSTREAM", "https://cdn.example.com/"), ("TRACKERS", ""), ("HASH_WAIT_MS", v)]);
+        assert_eq!(with("0").unwrap().hash_wait_ms, 0);
+        assert_eq!(with("250").unwrap().hash_wait_ms, 250);
+        assert_eq!(with("soon").unwrap_err().variable, "HASH_WAIT_MS");
     }
 
     #[test]

@@ -12,6 +12,7 @@ import { magnetsOf, parseTorrentFile, referenceInfoHash, stripMagnets, uriLines 
 
 const TRACKERS = ['ws://127.0.0.1:9/announce', 'ws://127.0.0.1:10/announce']
 const PIECE_LENGTH = 65536
+const HASH_WAIT_MS = 3000
 
 let origin
 let worker
@@ -48,7 +49,10 @@ function randomBytes (n) {
 
 before(async () => {
   origin = await startOrigin({ live: true })
-  worker = await startWorker({ vars: { UPSTREAM: origin.url, TRACKERS: TRACKERS.join(',') } })
+  // HASH_WAIT_MS above its default: on a busy machine the inline hashes of
+  // the tests below may take longer than 1 s, and they check what a playlist
+  // carries, not how long it waits.
+  worker = await startWorker({ vars: { UPSTREAM: origin.url, TRACKERS: TRACKERS.join(','), HASH_WAIT_MS: String(HASH_WAIT_MS) } })
 })
 
 after(async () => {
@@ -298,6 +302,28 @@ describe('caching and cost', () => {
     const playlist = await get(`${worker.url}/tee/index.m3u8`)
     assert.equal(magnetsOf(playlist.text)[0].infoHash, expected)
     assert.equal(origin.hits()['/tee/t.ts'], 1, 'only the viewer\'s own fetch reached upstream')
+  })
+})
+
+describe('a slow upstream', () => {
+  test('a segment slow to arrive holds its playlist up HASH_WAIT_MS at most, and its magnet comes with a later playlist', async () => {
+    // The origin holds this segment 8 s before answering: longer than the
+    // hash wait, shorter than UPSTREAM_TIMEOUT_MS (10 s), so it does get hashed.
+    const name = `held-${process.pid}-${Date.now()}.ts`
+    const slow = `/faults/slow/${HASH_WAIT_MS + 5000}/${name}`
+    await writeFixture('held/fast.ts', randomBytes(30_000))
+    await writeFixture('held/index.m3u8', '#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-TARGETDURATION:2\n' +
+      `#EXTINF:2,\nfast.ts\n#EXTINF:2,\n${slow}\n#EXT-X-ENDLIST\n`)
+    const url = `${worker.url}/held/index.m3u8`
+    const first = await get(url)
+    assert.equal(first.status, 200)
+    assert.equal(first.headers.get('x-live-torrent'), 'annotated 1/2', 'answered without waiting for the held segment')
+    assert.deepEqual(magnetsOf(first.text).map(m => m.uri), ['fast.ts'])
+    // Its hashing went on after the response.
+    const held = await eventually(async () => magnetsOf((await get(url)).text).find(m => m.uri === slow),
+      { what: "the held segment's magnet in a later playlist", timeoutMs: 30_000 })
+    assert.equal(held.infoHash, await referenceInfoHash(Buffer.from('fault-test-bytes\n'), name, PIECE_LENGTH))
+    assert.equal(origin.hits()[slow], 1, 'the held segment was fetched once, by the first playlist request')
   })
 })
 

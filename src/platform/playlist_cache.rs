@@ -39,9 +39,6 @@ const FLIGHTS_CAPACITY: usize = 256;
 const PENDING_TTL_MS: u64 = 30_000;
 /// How often a request waiting for another one's playlist looks again.
 const WAIT_POLL_MS: u64 = 10;
-/// Waiting for another request's playlist: its upstream fetch, plus the time
-/// it may wait for hashing (`playlist_route`'s 2 s).
-const WAIT_BEYOND_UPSTREAM_TIMEOUT_MS: u64 = 2_000;
 
 /// An annotated playlist as this isolate shares it.
 #[derive(Clone)]
@@ -73,7 +70,9 @@ pub async fn lookup(upstream_url: &Url, site: &Site) -> Lookup {
         return Lookup::Hit(response);
     }
     let arrived = now_ms();
-    let deadline = arrived + config.upstream_timeout_ms + WAIT_BEYOND_UPSTREAM_TIMEOUT_MS;
+    // Waiting for another request's playlist: its upstream fetch, plus the
+    // time it may wait for hashing (`HASH_WAIT_MS`).
+    let deadline = arrived + config.upstream_timeout_ms + config.hash_wait_ms;
     loop {
         let now = now_ms();
         let (state, made_while_waiting) =

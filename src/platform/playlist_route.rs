@@ -3,6 +3,9 @@
 //! goes wrong here, the viewer gets upstream's playlist unchanged.
 
 use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
 
 use url::Url;
 use worker::{Context, Headers, Response, ResponseBuilder};
@@ -26,12 +29,6 @@ use crate::torrent::InfoDict;
 /// less annotated copy of the playlist.
 const REWRITTEN_BODY_DROPS: &[&str] =
     &["content-length", "content-encoding", "etag", "last-modified", "content-md5"];
-
-/// Longest a playlist response waits for a segment another request of this
-/// isolate is hashing (a few hundred ms normally). If that request was
-/// cancelled, its claim lapses only later; the segment then goes without a
-/// magnet in this response rather than holding it up.
-const WAIT_FOR_OTHERS_MS: u64 = 2_000;
 
 /// Answers with the annotated playlist; with a `claim`, also shares it with
 /// the requests waiting for it and the micro-cache.
@@ -103,9 +100,14 @@ struct Found {
 }
 
 /// Info dictionaries (by KV key) for the segments of `playlist`: what memory
-/// and KV know, plus the few hashed before answering. The rest of the budget
-/// is hashed after the response (`wait_until`). A segment another request of
-/// this isolate is hashing is waited for, not fetched again.
+/// and KV know, plus those hashed before answering. The response waits for
+/// hashing at most `HASH_WAIT_MS`: its own inline hashes, and segments
+/// another request of this isolate is hashing (waited for, not fetched
+/// again). An upstream slow to deliver a new segment, or a worker short of
+/// CPU, then costs the playlist that long at most, not the whole segment
+/// fetch; an inline hash not done by then, and the rest of the budget, finish
+/// after the response (`wait_until`), and their magnets come with a later
+/// playlist.
 async fn records_for(playlist: &MediaPlaylist, site: &Site, ctx: &Context) -> Found {
     let (config, store) = (&site.config, &site.store);
     let ids = fetchable_segments(playlist, config);
@@ -116,17 +118,36 @@ async fn records_for(playlist: &MediaPlaylist, site: &Site, ctx: &Context) -> Fo
     let (inline, elsewhere): (Vec<SegmentId>, Vec<SegmentId>) =
         plan.inline.into_iter().partition(|id| store.begin_hashing(id));
     let background: Vec<SegmentId> = plan.background.into_iter().filter(|id| store.begin_hashing(id)).collect();
-    // The response waits for the inline hashes, never for KV writes.
-    let (hashed, waited) = futures_util::join!(
-        hash_segments(inline, config, store),
-        store.wait_for(&elsewhere, config.upstream_timeout_ms.min(WAIT_FOR_OTHERS_MS))
+    let wait_ms = config.hash_wait_ms.min(config.upstream_timeout_ms);
+    let inline_ids = inline.clone();
+    let inline_hashing = {
+        let (config, store) = (config.clone(), store.clone());
+        Box::pin(async move { hash_segments(inline, &config, &store).await })
+    };
+    // The response waits for the inline hashes (within the limit), never for KV writes.
+    let (inline_outcome, waited) = futures_util::join!(
+        select(inline_hashing, worker::Delay::from(Duration::from_millis(wait_ms))),
+        store.wait_for(&elsewhere, wait_ms)
     );
     records.extend(waited);
+    // Hashed in time: persisted after the response. Not in time: the hashing
+    // goes on after the response, which persists all of it; the inline
+    // segments it has finished so far are in this isolate's memory already.
+    let (hashed, unfinished) = match inline_outcome {
+        Either::Left((hashed, _)) => (hashed, None),
+        Either::Right((_, unfinished)) => {
+            records.extend(store.wait_for(&inline_ids, 0).await);
+            (Vec::new(), Some(unfinished))
+        }
+    };
     records.extend(hashed.iter().map(|(id, record)| (id.kv_key(), record.clone())));
-    if !hashed.is_empty() || !background.is_empty() {
+    if !hashed.is_empty() || unfinished.is_some() || !background.is_empty() {
         let (config, store) = (config.clone(), store.clone());
         ctx.wait_until(async move {
             store.persist(&hashed).await;
+            if let Some(unfinished) = unfinished {
+                store.persist(&unfinished.await).await;
+            }
             store.persist(&hash_segments(background, &config, &store).await).await;
         });
     }
