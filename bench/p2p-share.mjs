@@ -68,6 +68,13 @@
 //   CPU                CPU time of a viewer's whole browser (all its processes,
 //                      from /proc) from its first frame to the end, as a share
 //                      of one core, mean over the P2P viewers / plain
+//
+// After the tables: where a segment's metadata time goes in the page, the
+// worker's time to first byte by kind of request as the pages saw it, and
+// request times from this process once a second during each phase: the
+// worker's /_lt/health (no I/O: the wait before the worker's code runs), the
+// playlist through the worker and from the origin directly. Those samples add
+// about one playlist request a second to the worker's load.
 import fs from 'node:fs/promises'
 import path from 'node:path'
 
@@ -188,7 +195,7 @@ async function runPhase (origin, comparison, n, playerName) {
     const plainViewer = settled[n].value
 
     const until = Math.max(...p2pViewers.map(v => v.firstFrameAt)) + SECONDS_PER_RUN * 1000
-    while (Date.now() < until) await sleep(Math.min(5000, until - Date.now()))
+    const requestTimes = await sampleRequestTimes({ worker: worker.url, origin: origin.url }, until)
 
     const trackerStats = await readTrackerStats()
     const p2p = []
@@ -200,7 +207,7 @@ async function runPhase (origin, comparison, n, playerName) {
     const plainFetches = await recorded(plainViewer, '__workerFetches')
     const plain = { ...await plainViewer.finish(), workerFetches: plainFetches }
     const probes = await probeJoins({ ...common, ...p2pInit, pageUrl, index: n + 2 })
-    return { n, player: playerName, p2p, plain, trackerStats, probes }
+    return { n, player: playerName, p2p, plain, trackerStats, probes, requestTimes }
   } finally {
     await Promise.all(opened.map(viewer => viewer.close()))
     await worker.stop()
@@ -255,6 +262,37 @@ async function probeJoins (options) {
     probes.differences.push(firstFrames.p2p - firstFrames.plain)
   }
   return probes
+}
+
+/**
+ * Until `until`, once a second, times (to the response headers) three
+ * requests from this process: the worker's /_lt/health, which does no I/O,
+ * so its time is the wait before the worker's code runs; the live playlist
+ * through the worker, as a viewer gets it; and the same playlist from the
+ * origin directly. Returns { health, playlist, origin } lists of ms.
+ */
+async function sampleRequestTimes ({ worker, origin }, until) {
+  const times = { health: [], playlist: [], origin: [] }
+  const timed = async (list, url) => {
+    const started = performance.now()
+    try {
+      const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(10_000) })
+      list.push(performance.now() - started)
+      await response.arrayBuffer()
+    } catch {
+      // Not answered in 10 s: the figures say so by their count.
+    }
+  }
+  while (Date.now() < until) {
+    const next = sleep(Math.min(1000, Math.max(0, until - Date.now())))
+    await Promise.all([
+      timed(times.health, `${worker}/_lt/health`),
+      timed(times.playlist, `${worker}/live/index.m3u8`),
+      timed(times.origin, `${origin}/live/index.m3u8`)
+    ])
+    await next
+  }
+  return times
 }
 
 /** Keeps live-torrent's segment events (with their timelines) from the first frame on. */
@@ -329,7 +367,7 @@ function spreadOf (values) {
   return { count: sorted.length, median: median(sorted), p90: sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))] : null }
 }
 
-function costsOf ({ n, player, p2p, plain, trackerStats }) {
+function costsOf ({ n, player, p2p, plain, trackerStats, requestTimes }) {
   const segments = p2p.reduce((sum, r) => sum + segmentsReceived(r), 0)
   const perViewerSegment = total => (segments > 0 ? total / segments : null)
   const pcs = p2p.map(r => r.peerConnections).filter(Boolean)
@@ -360,7 +398,10 @@ function costsOf ({ n, player, p2p, plain, trackerStats }) {
     afterResponseMs: stepMedian('afterResponse'),
     workerTorrentMs: spreadOf(p2p.flatMap(r => workerMs(r.workerFetches ?? [], 'torrent'))),
     workerPlaylistMs: spreadOf(workerMs(plain.workerFetches ?? [], 'playlist')),
-    workerSegmentMs: spreadOf(workerMs(plain.workerFetches ?? [], 'segment'))
+    workerSegmentMs: spreadOf(workerMs(plain.workerFetches ?? [], 'segment')),
+    benchHealthMs: spreadOf(requestTimes.health),
+    benchPlaylistMs: spreadOf(requestTimes.playlist),
+    benchOriginMs: spreadOf(requestTimes.origin)
   }
 }
 
@@ -497,4 +538,11 @@ console.log('|---|---|---|---|---|')
 const spread = s => (s.count ? `${fixed(s.median, 0)} / ${fixed(s.p90, 0)} (${s.count})` : 'n/a')
 for (const c of costs) {
   console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${spread(c.workerTorrentMs)} | ${spread(c.workerPlaylistMs)} | ${spread(c.workerSegmentMs)} |`)
+}
+
+console.log('\nThe same phases\' request times from the benchmark process, once a second, ms to the response headers, median / 90th percentile (requests): the worker\'s /_lt/health does no I/O, so it is the wait before the worker\'s code runs')
+console.log('| P2P viewers | player | worker /_lt/health | worker playlist | origin playlist, directly |')
+console.log('|---|---|---|---|---|')
+for (const c of costs) {
+  console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${spread(c.benchHealthMs)} | ${spread(c.benchPlaylistMs)} | ${spread(c.benchOriginMs)} |`)
 }
