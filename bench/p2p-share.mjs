@@ -253,7 +253,8 @@ async function probeJoins (options) {
       const viewer = await openViewer({ ...options, p2p, ...(p2p ? {} : { pageUrl: null }) })
       try {
         const metrics = await viewer.page.evaluate(() => window.ltDemo.metrics)
-        probes[p2p ? 'p2p' : 'plain'].push({ firstFrameMs: metrics.firstFrameMs, playerStartMs: metrics.playerStartMs })
+        const beforeFirstFrame = await viewer.page.evaluate(requestsBeforeFirstFrame).catch(() => null)
+        probes[p2p ? 'p2p' : 'plain'].push({ firstFrameMs: metrics.firstFrameMs, playerStartMs: metrics.playerStartMs, beforeFirstFrame })
         firstFrames[p2p ? 'p2p' : 'plain'] = metrics.firstFrameMs
       } finally {
         await viewer.close()
@@ -293,6 +294,28 @@ async function sampleRequestTimes ({ worker, origin }, until) {
     await next
   }
   return times
+}
+
+/**
+ * Runs in a joining page at its first frame: the requests it started before
+ * that frame, by kind (the player's playlists and segments, the page's
+ * scripts), each kind's count and summed ms queued in the browser (fetch
+ * start to request sent: a free connection; HTTP/1.1 allows 6 per host) and
+ * at the worker (request sent to first byte).
+ */
+function requestsBeforeFirstFrame () {
+  const firstFrame = window.ltDemo.metrics.firstFrameMs
+  const kinds = { media: { count: 0, queuedMs: 0, workerMs: 0 }, script: { count: 0, queuedMs: 0, workerMs: 0 } }
+  for (const e of performance.getEntriesByType('resource')) {
+    if (e.startTime >= firstFrame || !(e.requestStart > 0)) continue
+    const path = new URL(e.name).pathname
+    const kind = /\.m3u8?$/.test(path) || path.startsWith('/live/seg-') ? kinds.media : path.endsWith('.js') ? kinds.script : null
+    if (!kind) continue
+    kind.count++
+    kind.queuedMs += e.requestStart - e.startTime
+    kind.workerMs += e.responseStart - e.requestStart
+  }
+  return kinds
 }
 
 /** Keeps live-torrent's segment events (with their timelines) from the first frame on. */
@@ -367,7 +390,20 @@ function spreadOf (values) {
   return { count: sorted.length, median: median(sorted), p90: sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))] : null }
 }
 
-function costsOf ({ n, player, p2p, plain, trackerStats, requestTimes }) {
+/** Medians over a phase's joining viewers of each kind of requestsBeforeFirstFrame's figures. */
+function joiningRequests (probes) {
+  const of = (list, kind, field) => median(list.filter(p => p.beforeFirstFrame).map(p => p.beforeFirstFrame[kind][field]))
+  const side = list => ({
+    scripts: of(list, 'script', 'count'),
+    scriptWorkerMs: of(list, 'script', 'workerMs'),
+    media: of(list, 'media', 'count'),
+    mediaQueuedMs: of(list, 'media', 'queuedMs'),
+    mediaWorkerMs: of(list, 'media', 'workerMs')
+  })
+  return { p2p: side(probes.p2p), plain: side(probes.plain) }
+}
+
+function costsOf ({ n, player, p2p, plain, trackerStats, requestTimes, probes }) {
   const segments = p2p.reduce((sum, r) => sum + segmentsReceived(r), 0)
   const perViewerSegment = total => (segments > 0 ? total / segments : null)
   const pcs = p2p.map(r => r.peerConnections).filter(Boolean)
@@ -399,6 +435,7 @@ function costsOf ({ n, player, p2p, plain, trackerStats, requestTimes }) {
     workerTorrentMs: spreadOf(p2p.flatMap(r => workerMs(r.workerFetches ?? [], 'torrent'))),
     workerPlaylistMs: spreadOf(workerMs(plain.workerFetches ?? [], 'playlist')),
     workerSegmentMs: spreadOf(workerMs(plain.workerFetches ?? [], 'segment')),
+    joining: joiningRequests(probes),
     benchHealthMs: spreadOf(requestTimes.health),
     benchPlaylistMs: spreadOf(requestTimes.playlist),
     benchOriginMs: spreadOf(requestTimes.origin)
@@ -545,4 +582,12 @@ console.log('| P2P viewers | player | worker /_lt/health | worker playlist | ori
 console.log('|---|---|---|---|---|')
 for (const c of costs) {
   console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${spread(c.benchHealthMs)} | ${spread(c.benchPlaylistMs)} | ${spread(c.benchOriginMs)} |`)
+}
+
+console.log('\nA joining viewer\'s requests before its first frame, median over the joining viewers, P2P / plain: scripts requested (from the worker), their summed ms at the worker; the player\'s playlist and segment requests, their summed ms queued in the browser for a connection and at the worker')
+console.log('| P2P viewers | player | scripts | scripts at the worker, ms | playlists and segments | queued for a connection, ms | at the worker, ms |')
+console.log('|---|---|---|---|---|---|---|')
+for (const c of costs.filter(c => c.joining.p2p.media !== null)) {
+  const both = field => `${fixed(c.joining.p2p[field], 0)} / ${fixed(c.joining.plain[field], 0)}`
+  console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${both('scripts')} | ${both('scriptWorkerMs')} | ${both('media')} | ${both('mediaQueuedMs')} | ${both('mediaWorkerMs')} |`)
 }
