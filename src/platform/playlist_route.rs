@@ -3,9 +3,6 @@
 //! goes wrong here, the viewer gets upstream's playlist unchanged.
 
 use std::collections::HashMap;
-use std::time::Duration;
-
-use futures_util::future::{select, Either};
 
 use url::Url;
 use worker::{Context, Headers, Response, ResponseBuilder};
@@ -14,7 +11,7 @@ use super::http::{internal, response_headers, STATUS_HEADER};
 use super::playlist_cache::Claim;
 use super::segment_hashing::hash_segments;
 use super::tracker_registry::register;
-use super::timing::within;
+use super::timing::{within, within_or_pending};
 use super::Site;
 use crate::annotate::{annotate_media, fetchable_segments, plan_hashing, route_master};
 use crate::error::AppError;
@@ -125,17 +122,15 @@ async fn records_for(playlist: &MediaPlaylist, site: &Site, ctx: &Context) -> Fo
         Box::pin(async move { hash_segments(inline, &config, &store).await })
     };
     // The response waits for the inline hashes (within the limit), never for KV writes.
-    let (inline_outcome, waited) = futures_util::join!(
-        select(inline_hashing, worker::Delay::from(Duration::from_millis(wait_ms))),
-        store.wait_for(&elsewhere, wait_ms)
-    );
+    let (inline_outcome, waited) =
+        futures_util::join!(within_or_pending(wait_ms, inline_hashing), store.wait_for(&elsewhere, wait_ms));
     records.extend(waited);
     // Hashed in time: persisted after the response. Not in time: the hashing
     // goes on after the response, which persists all of it; the inline
     // segments it has finished so far are in this isolate's memory already.
     let (hashed, unfinished) = match inline_outcome {
-        Either::Left((hashed, _)) => (hashed, None),
-        Either::Right((_, unfinished)) => {
+        Ok(hashed) => (hashed, None),
+        Err(unfinished) => {
             records.extend(store.wait_for(&inline_ids, 0).await);
             (Vec::new(), Some(unfinished))
         }
