@@ -51,6 +51,7 @@ import { parseArgs } from 'node:util'
 
 import { startOrigin } from '../scripts/origin.mjs'
 import { sleep, startWorker } from '../tests/support/harness.mjs'
+import { percentile } from './percentile.mjs'
 
 const USAGE = 'usage: node bench/load.mjs [--concurrency N] [--duration S] [--segment-seconds S] ' +
   '[--modes player,tight,burst] [--pause-ms MS] [--timeout-ms MS] [--max-fetches N] [--direct]'
@@ -132,10 +133,6 @@ try {
 }
 
 // --- measurement ------------------------------------------------------------
-function percentile (sorted, p) {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN
-}
-
 /** Paths of the media segments a playlist lists, resolved against its URL. */
 function segmentPaths (text, playlistUrl) {
   return text.split('\n').map(l => l.trim()).filter(l => l && !l.startsWith('#')).map(uri => new URL(uri, playlistUrl).pathname)

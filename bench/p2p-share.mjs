@@ -83,6 +83,7 @@ import { startTracker, startWorker, sleep } from '../tests/support/harness.mjs'
 import { magnetsOf } from '../tests/support/torrents.mjs'
 import { countPeerConnections, median, openViewer } from '../tests/support/viewers.mjs'
 import { opensslSha1MBps } from './machine-speed.mjs'
+import { percentile } from './percentile.mjs'
 import { startComparisonPages } from './p2p-media-loader/page-server.mjs'
 
 function parseCounts (text) {
@@ -367,7 +368,7 @@ function metadataSteps (events, fetches) {
   const steps = []
   for (const e of events) {
     const f = fetchOf.get(e.infoHash)
-    if (!f || typeof e.listedAt !== 'number' || typeof e.metadataMs !== 'number' || !(f.requestStart > 0)) continue
+    if (!f || typeof e.listedAt !== 'number' || typeof e.metadataMs !== 'number') continue
     steps.push({
       beforeFetch: f.startTime - e.listedAt,
       serviceWorker: f.requestStart - f.startTime,
@@ -378,16 +379,10 @@ function metadataSteps (events, fetches) {
   return steps
 }
 
-/**
- * Where a phase's P2P time and signalling go: WebRTC connections and tracker
- * announces per segment per viewer (any player), and for live-torrent the
- * median milliseconds from a segment's listing in a playlist to its metadata,
- * its first peer connection, its completion and the player's request.
- */
 /** Median and 90th percentile of `values`, with their count. */
 function spreadOf (values) {
   const sorted = values.filter(Number.isFinite).sort((a, b) => a - b)
-  return { count: sorted.length, median: median(sorted), p90: sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))] : null }
+  return { count: sorted.length, median: median(sorted), p90: percentile(sorted, 0.9) }
 }
 
 /** Medians over a phase's joining viewers of each kind of requestsBeforeFirstFrame's figures. */
@@ -403,6 +398,12 @@ function joiningRequests (probes) {
   return { p2p: side(probes.p2p), plain: side(probes.plain) }
 }
 
+/**
+ * Where a phase's P2P time and signalling go: WebRTC connections and tracker
+ * announces per segment per viewer (any player), and for live-torrent the
+ * median milliseconds from a segment's listing in a playlist to its metadata,
+ * its first peer connection, its completion and the player's request.
+ */
 function costsOf ({ n, player, p2p, plain, trackerStats, requestTimes, probes }) {
   const segments = p2p.reduce((sum, r) => sum + segmentsReceived(r), 0)
   const perViewerSegment = total => (segments > 0 ? total / segments : null)

@@ -10,16 +10,13 @@ import crypto from 'node:crypto'
 
 import { startOrigin } from '../scripts/origin.mjs'
 import { startWorker } from '../tests/support/harness.mjs'
+import { percentile } from './percentile.mjs'
 
 const ROUNDS = Number(process.env.ROUNDS || 200)
 const COLD_ROUNDS = Number(process.env.COLD_ROUNDS || 20)
 // 2 s of 2.5 Mbit/s video: a typical 720p live segment.
 const SEGMENT_BYTES = Number(process.env.SEGMENT_BYTES || 625_000)
 const WINDOW = 6
-
-function percentile (sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
-}
 
 function summary (samples) {
   const sorted = [...samples].sort((a, b) => a - b)

@@ -77,6 +77,7 @@ import WebSocket from 'ws'
 import { startOrigin } from '../scripts/origin.mjs'
 import { REPO_ROOT, sleep, startWorker } from '../tests/support/harness.mjs'
 import { magnetsOf } from '../tests/support/torrents.mjs'
+import { percentile } from './percentile.mjs'
 
 const USAGE = `usage: node bench/tracker-load.mjs [--viewers 300[,600...]] [--seconds 60] [--tracker builtin[,npm]]
        [--offers 2-5] [--answer-share 0.5] [--complete-ms 300-1500] [--ramp-segments 6]
@@ -175,9 +176,6 @@ const randomInt = (lo, hi) => lo + Math.floor(Math.random() * (hi - lo + 1))
 const binaryId = (prefix = '') => prefix + randomBytes(20 - prefix.length).toString('latin1')
 const hexToBinary = hex => Buffer.from(hex, 'hex').toString('latin1')
 
-function percentile (sorted, p) {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : null
-}
 function summary (values) {
   const sorted = [...values].sort((a, b) => a - b)
   return { n: sorted.length, p50: percentile(sorted, 0.5), p95: percentile(sorted, 0.95), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? null }
