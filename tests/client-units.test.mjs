@@ -7,7 +7,7 @@ import { designatedFetcher } from '../public/_lt/client/segment-delivery.js'
 import { affordableWaitMs, bufferAheadMs } from '../public/_lt/client/playback-clock.js'
 import crypto from 'node:crypto'
 
-import { offersPerAnnounce, segmentOffers } from '../public/_lt/client/offer-budget.js'
+import { announcesSegment, offersPerAnnounce, segmentOffers, withoutTrackers } from '../public/_lt/client/offer-budget.js'
 import { streamOf, streamSwarmHash } from '../public/_lt/client/stream-mesh.js'
 
 const PIECE = 100
@@ -53,6 +53,23 @@ test('a segment announce offers no connection once the stream mesh has a link, e
   assert.equal(segmentOffers({ meshLinks: 1, connectedPeers: 3 }), 0)
   assert.equal(segmentOffers({ meshLinks: 0, connectedPeers: 3 }), offersPerAnnounce(3))
   assert.equal(segmentOffers({ meshLinks: 0, connectedPeers: 0, max: 1 }), 1)
+})
+
+test('a segment torrent announces only while the stream mesh has no link', () => {
+  assert.equal(announcesSegment({ meshLinks: 0 }), true)
+  assert.equal(announcesSegment({ meshLinks: 1 }), false)
+  assert.equal(announcesSegment({ meshLinks: 5 }), false)
+})
+
+test('a magnet without its trackers keeps every other parameter as written', () => {
+  const hash = 'b'.repeat(40)
+  const xs = encodeURIComponent('http://127.0.0.1:8787/_lt/torrent/' + hash + '.torrent?path=%2Flive%2Fseg-1.ts')
+  const ws = encodeURIComponent('http://127.0.0.1:8787/live/seg-1.ts')
+  const tr = encodeURIComponent('ws://127.0.0.1:8787/_lt/tracker/0123456789abcdef')
+  const magnet = `magnet:?xt=urn:btih:${hash}&dn=seg-1.ts&tr=${tr}&xs=${xs}&tr.1=${tr}&ws=${ws}`
+  assert.equal(withoutTrackers(magnet), `magnet:?xt=urn:btih:${hash}&dn=seg-1.ts&xs=${xs}&ws=${ws}`)
+  assert.equal(withoutTrackers(`magnet:?xt=urn:btih:${hash}`), `magnet:?xt=urn:btih:${hash}`)
+  assert.equal(new URLSearchParams(withoutTrackers(magnet).split('?')[1]).getAll('tr').length, 0)
 })
 
 test('the stream of a magnet: the built-in tracker\'s stream id, else the playlist URL without its query, else none', () => {

@@ -43,6 +43,14 @@ const SETTLE_MS = 10_000
  * N = 2 and 4); reusing the stream's connections makes none unless one breaks.
  */
 const MAX_NEW_CONNECTIONS_PER_SEGMENT = 0.3
+/**
+ * Tracker announces (answers included) per segment a P2P viewer's player
+ * gets, once everybody is in. Each segment torrent announcing made three or
+ * more (started, completed, stopped); in the mesh a segment makes none, and
+ * what is left is the stream swarm's re-announce and the last messages
+ * (stopped) of the torrents joined before the mesh had a link.
+ */
+const MAX_ANNOUNCES_PER_SEGMENT = 0.5
 
 const BUILTIN_TRACKER_URL = /^ws:\/\/127\.0\.0\.1:\d+\/_lt\/tracker\/[0-9a-f]{16}$/
 
@@ -89,6 +97,7 @@ const TRACKERS = [
         vars: { TRACKERS: tracker.url },
         expectedTracker: url => url === tracker.url,
         stats: async () => tracker.stats(),
+        announces: stats => stats.announces.total,
         stop: () => tracker.stop()
       }
     }
@@ -101,6 +110,8 @@ const TRACKERS = [
         vars: { BENCH_ENDPOINTS: 'true' },
         expectedTracker: url => BUILTIN_TRACKER_URL.test(url),
         stats: async trackerUrl => JSON.parse((await fetchText(`${trackerUrl.replace(/^ws/, 'http')}/stats`)).text),
+        // Every message in but scrapes, as the npm tracker counts (an answer is an announce).
+        announces: stats => stats.messages_in - (stats.scrapes ?? 0),
         stop: async () => {}
       }
     }
@@ -147,8 +158,14 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
   // Watch until the last P2P viewer has watched WATCH_MS (the plain one: at least PLAIN_WATCH_MS).
   const lastP2p = p2pViewers[P2P_VIEWERS - 1]
   const until = Math.max(lastP2p.firstFrameAt + WATCH_MS, plainViewer.firstFrameAt + PLAIN_WATCH_MS)
-  // Connections made and segments received from when everybody is in.
+  // The magnets name the tracker under test.
+  const trackerUrls = [...new Set(magnetsOf((await fetchText(`${worker.url}/live/index.m3u8`)).text).flatMap(m => m.trackers))]
+  assert.equal(trackerUrls.length, 1, `the magnets name one tracker: ${trackerUrls.join(' ')}`)
+  assert.ok(tracker.expectedTracker(trackerUrls[0]), `the magnets name the tracker under test: tr=${trackerUrls[0]}`)
+
+  // Connections made, announces heard and segments received from when everybody is in.
   await sleep(Math.max(0, lastP2p.firstFrameAt + SETTLE_MS - Date.now()))
+  const settledAnnounces = tracker.announces(await tracker.stats(trackerUrls[0]))
   const settled = await Promise.all(p2pViewers.map(async viewer => ({
     connections: (await viewer.page.evaluate(() => window.__peerConnectionCounts?.created ?? null)),
     segments: viewer.segmentResponses.length
@@ -159,11 +176,9 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
     segments: viewer.segmentResponses.length - settled[i].segments
   })))
 
-  // The magnets name the tracker under test; what it sees while everybody is still there.
-  const trackerUrls = [...new Set(magnetsOf((await fetchText(`${worker.url}/live/index.m3u8`)).text).flatMap(m => m.trackers))]
-  assert.equal(trackerUrls.length, 1, `the magnets name one tracker: ${trackerUrls.join(' ')}`)
-  assert.ok(tracker.expectedTracker(trackerUrls[0]), `the magnets name the tracker under test: tr=${trackerUrls[0]}`)
+  // What the tracker sees while everybody is still there.
   const trackerStats = await tracker.stats(trackerUrls[0])
+  const newAnnounces = tracker.announces(trackerStats) - settledAnnounces
   const reports = []
   for (const viewer of [...p2pViewers, plainViewer]) reports.push(await viewer.finish())
   await Promise.all(viewers.map(viewer => viewer.close()))
@@ -232,6 +247,13 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
     assert.ok(connections <= MAX_NEW_CONNECTIONS_PER_SEGMENT * segments,
       `viewer ${i + 1} made ${connections} new WebRTC connections for ${segments} segments (at most ${MAX_NEW_CONNECTIONS_PER_SEGMENT} per segment)`)
   })
+
+  // ...and the tracker hears next to nothing about them: a segment torrent
+  // joined while the viewer's stream mesh has a link makes no announce.
+  const segmentsAfter = newConnections.reduce((sum, { segments }) => sum + segments, 0)
+  console.log(`tracker: ${newAnnounces} announces (answers included) for ${segmentsAfter} segments received after everybody was in`)
+  assert.ok(newAnnounces <= MAX_ANNOUNCES_PER_SEGMENT * segmentsAfter,
+    `the tracker heard ${newAnnounces} announces for the ${segmentsAfter} segments the P2P viewers received after everybody was in (at most ${MAX_ANNOUNCES_PER_SEGMENT} per segment)`)
 
   // The plain viewer: hls.js alone.
   assert.equal(plain.liveTorrentType, 'undefined', 'window.liveTorrent is undefined with p2p=0')

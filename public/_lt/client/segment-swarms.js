@@ -1,10 +1,12 @@
 // One WebTorrent torrent per media segment, joined as soon as a playlist
 // lists the segment and kept (seeding) until it falls out of a bounded window.
 // Its peers are the viewers of the stream's mesh (stream-mesh.js), over the
-// connections they keep, and whoever the tracker puts it in touch with.
+// connections they keep. Only a torrent joined while the mesh has no link
+// announces to the magnet's trackers, to meet whoever else is in the
+// segment's swarm (offer-budget.js announcesSegment).
 import WebTorrent from '../vendor/webtorrent.min.js'
 import MemoryChunkStore from './memory-chunk-store.js'
-import { segmentOffers } from './offer-budget.js'
+import { announcesSegment, segmentOffers, withoutTrackers } from './offer-budget.js'
 import { StreamMesh, streamOf } from './stream-mesh.js'
 
 function infoHashOf (magnet) {
@@ -252,9 +254,10 @@ export class SegmentSwarms {
       const key = listedKey || url
       if (this.segments.has(key)) continue
       const mesh = this.meshFor(magnet, playlistUrl)
+      const source = announcesSegment({ meshLinks: mesh?.linkCount ?? 0 }) ? magnet : withoutTrackers(magnet)
       let torrent
       try {
-        torrent = this.client.add(magnet, {
+        torrent = this.client.add(source, {
           store: MemoryChunkStore,
           storeCacheSlots: 0,
           destroyStoreOnDestroy: true,

@@ -12,8 +12,10 @@
 // segment's info-hash on it, and both hand that channel to the segment's
 // torrent as a peer: WebTorrent then runs the segment's wire over it as over
 // any WebRTC peer, with the same piece checks. The magnet per segment stays
-// the contract; a viewer that is not in the mesh still meets the others in
-// the segment's swarm through the tracker (segmentOffers).
+// the contract. A segment torrent joined while the mesh has a link makes no
+// tracker announce at all; one joined while it has none announces, with
+// offers, and meets the other viewers outside a mesh in the segment's swarm
+// (offer-budget.js).
 import { DataChannelConnection } from './data-channel-connection.js'
 import { sha1Hex } from './http-fallback.js'
 import MemoryChunkStore from './memory-chunk-store.js'
