@@ -1,6 +1,7 @@
 // The built-in tracker's object restarts (as a deploy or a crash would do it)
 // while two viewers of the demo player share the live feed: playback goes on,
-// the viewers' WebTorrent clients reconnect by themselves, the swarms refill
+// the viewers' stream swarms reconnect by themselves within seconds (not
+// bittorrent-tracker's 10 s to 5 minutes), the swarms refill
 // and segments flow between the viewers again (over the WebRTC connection
 // they kept: the tracker is only where viewers meet).
 //
@@ -77,9 +78,11 @@ test('viewers keep playing through a restart of the tracker object, then share a
   assert.equal(emptied.sockets, 0, `the restarted object starts empty: ${JSON.stringify(emptied)}`)
   assert.ok(emptied.issued > 0, `the issued info-hashes survived in storage: ${JSON.stringify(emptied)}`)
 
-  // Back in the swarms: the next segments' announces refill them. (Offers
-  // and answers need not flow: the viewers kept their WebRTC connection,
-  // public/_lt/client/stream-mesh.js, so their segment announces carry none.)
+  // Back in the swarms: each viewer's stream swarm reopens its lost tracker
+  // socket within seconds and announces again (public/_lt/client/
+  // stream-mesh.js); segment torrents in the mesh make no announce at all.
+  // Offers and answers need not flow: the viewers kept their WebRTC
+  // connection.
   const refilled = await eventually(async () => {
     const stats = await trackerStats(stream)
     return stats.sockets === 2 && stats.swarms > 0 && stats.peers >= 2 ? stats : null

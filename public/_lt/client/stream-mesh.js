@@ -31,6 +31,21 @@ const MAX_EARLY_BYTES = 64 * 1024
  * interval (120 s).
  */
 const REDISCOVER_MS = 10000
+/**
+ * The stream swarm is the only torrent of a viewer in the mesh that talks to
+ * the tracker, so a lost tracker socket (a restart of the tracker, a deploy)
+ * would leave the viewer unknown to it until bittorrent-tracker's own
+ * reconnect, 10 s plus a random wait of up to 5 minutes: viewers joining
+ * meanwhile would not find it. The mesh checks the socket this often...
+ */
+const TRACKER_CHECK_MS = 5000
+/**
+ * ...and reopens a lost one after a random wait of up to this long, doubled
+ * after each attempt that fails (up to TRACKER_REJOIN_MAX_MS), so an audience
+ * comes back within seconds but spread out, not all at once.
+ */
+const TRACKER_REJOIN_SPREAD_MS = 10000
+const TRACKER_REJOIN_MAX_MS = 5 * 60000
 const BUILTIN_TRACKER_STREAM = /\/_lt\/tracker\/([0-9a-f]{16})$/
 
 /**
@@ -79,6 +94,9 @@ export class StreamMesh {
     this.pending = new Map()
     this.rediscoverTimer = null
     this.lastRediscover = 0
+    this.trackerCheckTimer = null
+    this.rejoinTimer = null
+    this.rejoinFailures = 0
     this.ready = streamSwarmHash(stream.key).then(hash => this.start(hash))
     this.ready.catch(err => console.warn('live-torrent: no stream mesh', err))
   }
@@ -92,6 +110,36 @@ export class StreamMesh {
       if (wire.peerId) this.onWire(wire)
       else wire.once('handshake', () => this.onWire(wire))
     })
+    this.trackerCheckTimer = setInterval(() => this.checkTrackerSockets(), TRACKER_CHECK_MS)
+  }
+
+  /**
+   * The stream swarm's WebSocket tracker connections waiting for
+   * bittorrent-tracker's reconnect timer: closed (`destroyed`) and marked
+   * `reconnecting`. One whose new socket is still opening is not destroyed.
+   */
+  lostTrackerSockets () {
+    return (this.torrent?.discovery?.tracker?._trackers ?? []).filter(t => t.destroyed && t.reconnecting && typeof t._openSocket === 'function')
+  }
+
+  /** Reopens lost tracker sockets soon (see TRACKER_CHECK_MS); once one is up, it announces again. */
+  checkTrackerSockets () {
+    if (this.destroyed || this.rejoinTimer) return
+    if (this.lostTrackerSockets().length === 0) {
+      this.rejoinFailures = 0
+      return
+    }
+    const spread = Math.min(TRACKER_REJOIN_SPREAD_MS * 2 ** this.rejoinFailures, TRACKER_REJOIN_MAX_MS)
+    this.rejoinTimer = setTimeout(() => {
+      this.rejoinTimer = null
+      if (this.destroyed) return
+      const lost = this.lostTrackerSockets()
+      if (lost.length) this.rejoinFailures += 1
+      for (const tracker of lost) {
+        clearTimeout(tracker.reconnectTimer)
+        tracker._openSocket() // on connect it announces (reconnecting is still set)
+      }
+    }, Math.random() * spread)
   }
 
   onWire (wire) {
@@ -206,6 +254,8 @@ export class StreamMesh {
   destroy () {
     this.destroyed = true
     clearTimeout(this.rediscoverTimer)
+    clearInterval(this.trackerCheckTimer)
+    clearTimeout(this.rejoinTimer)
     for (const waiting of this.pending.values()) {
       for (const { channel, timer } of waiting) {
         clearTimeout(timer)
