@@ -114,30 +114,35 @@ export class StreamMesh {
   }
 
   /**
-   * The stream swarm's WebSocket tracker connections waiting for
-   * bittorrent-tracker's reconnect timer: closed (`destroyed`) and marked
-   * `reconnecting`. One whose new socket is still opening is not destroyed.
+   * The stream swarm's WebSocket tracker connections (bittorrent-tracker's
+   * WebSocketTracker). One marked `reconnecting` has lost its socket and is
+   * not announced on until a new socket is up; while it is also `destroyed`
+   * it waits for bittorrent-tracker's reconnect timer (a new socket still
+   * opening is not destroyed). An internal of the pinned webtorrent build:
+   * should it change, nothing matches and the library's own reconnect stays.
    */
-  lostTrackerSockets () {
-    return (this.torrent?.discovery?.tracker?._trackers ?? []).filter(t => t.destroyed && t.reconnecting && typeof t._openSocket === 'function')
+  trackerSockets () {
+    return (this.torrent?.discovery?.tracker?._trackers ?? []).filter(t => typeof t._openSocket === 'function')
   }
 
   /** Reopens lost tracker sockets soon (see TRACKER_CHECK_MS); once one is up, it announces again. */
   checkTrackerSockets () {
     if (this.destroyed || this.rejoinTimer) return
-    if (this.lostTrackerSockets().length === 0) {
+    const sockets = this.trackerSockets()
+    if (sockets.every(t => !t.reconnecting)) {
       this.rejoinFailures = 0
       return
     }
+    if (!sockets.some(t => t.reconnecting && t.destroyed)) return // a new socket is opening
     const spread = Math.min(TRACKER_REJOIN_SPREAD_MS * 2 ** this.rejoinFailures, TRACKER_REJOIN_MAX_MS)
     this.rejoinTimer = setTimeout(() => {
       this.rejoinTimer = null
       if (this.destroyed) return
-      const lost = this.lostTrackerSockets()
+      const lost = this.trackerSockets().filter(t => t.reconnecting && t.destroyed)
       if (lost.length) this.rejoinFailures += 1
       for (const tracker of lost) {
         clearTimeout(tracker.reconnectTimer)
-        tracker._openSocket() // on connect it announces (reconnecting is still set)
+        tracker._openSocket() // once connected it announces (it is still marked reconnecting)
       }
     }, Math.random() * spread)
   }
