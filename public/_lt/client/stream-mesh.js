@@ -41,11 +41,14 @@ const REDISCOVER_MS = 10000
 const TRACKER_CHECK_MS = 5000
 /**
  * ...and reopens a lost one after a random wait of up to this long, doubled
- * after each attempt that fails (up to TRACKER_REJOIN_MAX_MS), so an audience
- * comes back within seconds but spread out, not all at once.
+ * for each attempt until the tracker has kept a socket for
+ * TRACKER_STABLE_MS (up to TRACKER_REJOIN_MAX_MS), so an audience comes back
+ * within seconds but spread out, and a tracker that keeps closing sockets is
+ * not hammered.
  */
 const TRACKER_REJOIN_SPREAD_MS = 10000
 const TRACKER_REJOIN_MAX_MS = 5 * 60000
+const TRACKER_STABLE_MS = 60000
 const BUILTIN_TRACKER_STREAM = /\/_lt\/tracker\/([0-9a-f]{16})$/
 
 /**
@@ -96,7 +99,10 @@ export class StreamMesh {
     this.lastRediscover = 0
     this.trackerCheckTimer = null
     this.rejoinTimer = null
-    this.rejoinFailures = 0
+    /** Rejoins since the tracker last kept its sockets up for TRACKER_STABLE_MS. */
+    this.rejoinAttempts = 0
+    /** Since when (performance.now()) every tracker socket is up; null while one is lost. */
+    this.trackerUpSince = null
     this.ready = streamSwarmHash(stream.key).then(hash => this.start(hash))
     this.ready.catch(err => console.warn('live-torrent: no stream mesh', err))
   }
@@ -129,22 +135,42 @@ export class StreamMesh {
   checkTrackerSockets () {
     if (this.destroyed || this.rejoinTimer) return
     const sockets = this.trackerSockets()
+    for (const tracker of sockets) {
+      // bittorrent-tracker gives a tracker that joins a pooled socket still
+      // opening no 'connect' listener: once that socket is up, the tracker
+      // stays marked reconnecting and never announces. Finish its connect.
+      if (tracker.reconnecting && !tracker.destroyed && tracker.socket?.connected) this.guard(() => tracker._onSocketConnect())
+    }
     if (sockets.every(t => !t.reconnecting)) {
-      this.rejoinFailures = 0
+      this.trackerUpSince ??= performance.now()
+      if (performance.now() - this.trackerUpSince >= TRACKER_STABLE_MS) this.rejoinAttempts = 0
       return
     }
+    this.trackerUpSince = null
     if (!sockets.some(t => t.reconnecting && t.destroyed)) return // a new socket is opening
-    const spread = Math.min(TRACKER_REJOIN_SPREAD_MS * 2 ** this.rejoinFailures, TRACKER_REJOIN_MAX_MS)
+    const spread = Math.min(TRACKER_REJOIN_SPREAD_MS * 2 ** this.rejoinAttempts, TRACKER_REJOIN_MAX_MS)
     this.rejoinTimer = setTimeout(() => {
       this.rejoinTimer = null
       if (this.destroyed) return
       const lost = this.trackerSockets().filter(t => t.reconnecting && t.destroyed)
-      if (lost.length) this.rejoinFailures += 1
+      if (lost.length) this.rejoinAttempts += 1
       for (const tracker of lost) {
-        clearTimeout(tracker.reconnectTimer)
-        tracker._openSocket() // once connected it announces (it is still marked reconnecting)
+        // Once connected it announces: it is still marked reconnecting.
+        this.guard(() => {
+          clearTimeout(tracker.reconnectTimer)
+          tracker._openSocket()
+        })
       }
     }, Math.random() * spread)
+  }
+
+  /** Runs `step` (a call into the library's internals) so that whatever it throws stays here. */
+  guard (step) {
+    try {
+      step()
+    } catch (err) {
+      console.warn('live-torrent: tracker reconnect failed', err)
+    }
   }
 
   onWire (wire) {
@@ -261,6 +287,9 @@ export class StreamMesh {
     clearTimeout(this.rediscoverTimer)
     clearInterval(this.trackerCheckTimer)
     clearTimeout(this.rejoinTimer)
+    // A tracker waiting to reconnect keeps its timer through destroy() and
+    // would announce the destroyed swarm later.
+    for (const tracker of this.trackerSockets()) clearTimeout(tracker.reconnectTimer)
     for (const waiting of this.pending.values()) {
       for (const { channel, timer } of waiting) {
         clearTimeout(timer)
