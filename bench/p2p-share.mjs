@@ -81,6 +81,7 @@ import path from 'node:path'
 import { startOrigin } from '../scripts/origin.mjs'
 import { startTracker, startWorker, sleep } from '../tests/support/harness.mjs'
 import { magnetsOf } from '../tests/support/torrents.mjs'
+import { builtinTrackerAnnounces } from '../tests/support/tracker-client.mjs'
 import { countPeerConnections, median, openViewer } from '../tests/support/viewers.mjs'
 import { opensslSha1MBps } from './machine-speed.mjs'
 import { percentile } from './percentile.mjs'
@@ -219,9 +220,8 @@ async function runPhase (origin, comparison, n, playerName) {
 /**
  * Reads the built-in tracker's counters (GET /_lt/tracker/<stream>/stats,
  * BENCH_ENDPOINTS=true) in the shape of scripts/tracker.mjs's stats():
- * `announces.total` counts what the npm tracker's does: every message with
- * action "announce", answers included (bittorrent-tracker counts an answer as
- * an `update` announce): the messages in that are not scrapes. The stream's tracker URL comes from the
+ * `announces.total` counts what the npm tracker's does
+ * (builtinTrackerAnnounces). The stream's tracker URL comes from the
  * playlist's magnets, which must name the built-in tracker; it is read when
  * the stats are, so no phase gets an extra playlist request before its viewers.
  */
@@ -232,8 +232,7 @@ async function builtinTrackerStats (worker) {
     throw new Error(`the magnets do not name the worker's built-in tracker: tr=${trackers.join(' ') || '(none)'}`)
   }
   const stats = await fetch(`${trackers[0].replace(/^ws/, 'http')}/stats`, { redirect: 'manual', signal: AbortSignal.timeout(10_000) }).then(r => r.json())
-  const announces = stats.messages_in - (stats.scrapes ?? 0)
-  return { ...stats, announces: { total: announces } }
+  return { ...stats, announces: { total: builtinTrackerAnnounces(stats) } }
 }
 
 /**

@@ -21,6 +21,7 @@ import path from 'node:path'
 import { startOrigin } from '../scripts/origin.mjs'
 import { fetchText, startTracker, startWorker, sleep } from './support/harness.mjs'
 import { magnetsOf } from './support/torrents.mjs'
+import { builtinTrackerAnnounces } from './support/tracker-client.mjs'
 import { countPeerConnections, openViewer, originFiles, playedOver } from './support/viewers.mjs'
 
 const P2P_VIEWERS = 3
@@ -110,8 +111,7 @@ const TRACKERS = [
         vars: { BENCH_ENDPOINTS: 'true' },
         expectedTracker: url => BUILTIN_TRACKER_URL.test(url),
         stats: async trackerUrl => JSON.parse((await fetchText(`${trackerUrl.replace(/^ws/, 'http')}/stats`)).text),
-        // Every message in but scrapes, as the npm tracker counts (an answer is an announce).
-        announces: stats => stats.messages_in - (stats.scrapes ?? 0),
+        announces: builtinTrackerAnnounces,
         stop: async () => {}
       }
     }

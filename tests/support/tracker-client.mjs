@@ -265,6 +265,16 @@ export async function trackerStats (worker, stream, shard) {
   return JSON.parse(response.text)
 }
 
+/**
+ * The announces in the tracker object's counters, counted as the npm
+ * tracker (scripts/tracker.mjs) counts them: every message with action
+ * "announce", answers included (bittorrent-tracker counts an answer as an
+ * `update` announce), i.e. the messages in that are not scrapes.
+ */
+export function builtinTrackerAnnounces (stats) {
+  return stats.messages_in - (stats.scrapes ?? 0)
+}
+
 // ---------------------------------------------------------------------------
 // The npm bittorrent-tracker client
 // ---------------------------------------------------------------------------

@@ -23,15 +23,6 @@ export function offersPerAnnounce (connectedPeers, max = MAX_OFFERS_PER_ANNOUNCE
 }
 
 /**
- * Offers for a segment's announce: none once the stream mesh has a link (its
- * viewers reach us over the connections kept, stream-mesh.js, and a
- * per-segment connection would only duplicate one), else offersPerAnnounce.
- */
-export function segmentOffers ({ meshLinks, connectedPeers, max = MAX_OFFERS_PER_ANNOUNCE }) {
-  return meshLinks > 0 ? 0 : offersPerAnnounce(connectedPeers, max)
-}
-
-/**
  * Whether a segment torrent joined now uses the magnet's trackers. Once the
  * stream mesh has a link, the segment's peers reach us over the mesh's
  * connections (stream-mesh.js) and a segment announce carries no offer
@@ -45,6 +36,17 @@ export function segmentOffers ({ meshLinks, connectedPeers, max = MAX_OFFERS_PER
  */
 export function announcesSegment ({ meshLinks }) {
   return !(meshLinks > 0)
+}
+
+/**
+ * Offers for a segment's announce, asked at each announce: as
+ * offersPerAnnounce while the stream mesh has no link, none once it has one
+ * (a per-segment connection would only duplicate one it keeps). A torrent
+ * joined before the first link goes on announcing (completed, at the
+ * tracker's interval, stopped), from then on without offers.
+ */
+export function segmentOffers ({ meshLinks, connectedPeers, max = MAX_OFFERS_PER_ANNOUNCE }) {
+  return announcesSegment({ meshLinks }) ? offersPerAnnounce(connectedPeers, max) : 0
 }
 
 /**
