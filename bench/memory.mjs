@@ -5,7 +5,8 @@
 // player alone keeps. Each minute, for each viewer, the page's JS heap is
 // measured after a forced garbage collection (Chrome DevTools Protocol:
 // HeapProfiler.collectGarbage, then Runtime.getHeapUsage). Prints the heap per
-// minute and the ratio of the last minute to the first; flat is about 1. To
+// minute, with P2P viewer 2's share and each viewer's distance behind the
+// live edge, and the ratio of the last minute to the first; flat is about 1. To
 // say what grows, it takes heap snapshots of P2P viewer 2 and of the plain
 // viewer after minute 1, every SNAPSHOT_EVERY minutes and after the last
 // minute; prints, for each snapshot, the bytes of code nodes and of all other
@@ -236,19 +237,23 @@ try {
     await sleep(started + minute * 60_000 - Date.now())
     const heaps = await Promise.all(sessions.map(heapMb))
     const stats = await Promise.all(viewers.slice(0, 2).map(v => v.page.evaluate(() => window.liveTorrent.stats())))
-    rows.push({ minute, heaps, stats })
+    // Seconds behind the live edge (hls.js): which viewer is nearer the edge
+    // decides which of the two fetches each segment first.
+    const latencies = await Promise.all(viewers.map(v => v.page.evaluate(() => window.ltDemo?.latency() ?? null)))
+    rows.push({ minute, heaps, stats, latencies })
     process.stderr.write(`[memory] minute ${minute}: ${heaps.map(h => `${h.toFixed(2)} MB`).join(', ')}\n`)
     if (minute === 1 || minute % SNAPSHOT_EVERY === 0 || minute === MINUTES) {
       snapshots.push({ minute, p2p: await heapByKind(sessions[1]), plain: await heapByKind(sessions[2]) })
     }
   }
   console.log(`JS heap of two P2P viewer pages and one plain hls.js page (the reference) after a forced GC, live feed (2 s segments), ${MINUTES} minutes`)
-  console.log('| minute | P2P viewer 1 MB | P2P viewer 2 MB | plain viewer MB | segments delivered (1 / 2) | torrents held (1 / 2) | P2P share of viewer 2 |')
-  console.log('|---|---|---|---|---|---|---|')
-  for (const { minute, heaps, stats } of rows) {
+  console.log('| minute | P2P viewer 1 MB | P2P viewer 2 MB | plain viewer MB | segments delivered (1 / 2) | torrents held (1 / 2) | peers (1 / 2) | P2P share of viewer 2 | live latency s (1 / 2 / plain) |')
+  console.log('|---|---|---|---|---|---|---|---|---|')
+  for (const { minute, heaps, stats, latencies } of rows) {
     const s = stats[1]
     const share = s.p2pBytes + s.httpBytes > 0 ? `${(100 * s.p2pBytes / (s.p2pBytes + s.httpBytes)).toFixed(0)}%` : 'n/a'
-    console.log(`| ${minute} | ${heaps[0].toFixed(2)} | ${heaps[1].toFixed(2)} | ${heaps[2].toFixed(2)} | ${stats[0].segments} / ${s.segments} | ${stats[0].torrents} / ${s.torrents} | ${share} |`)
+    const latency = latencies.map(l => (typeof l === 'number' ? l.toFixed(1) : 'n/a')).join(' / ')
+    console.log(`| ${minute} | ${heaps[0].toFixed(2)} | ${heaps[1].toFixed(2)} | ${heaps[2].toFixed(2)} | ${stats[0].segments} / ${s.segments} | ${stats[0].torrents} / ${s.torrents} | ${stats[0].peers} / ${s.peers} | ${share} | ${latency} |`)
   }
   const first = rows[0].heaps
   const last = rows.at(-1).heaps
