@@ -115,7 +115,9 @@ load: setup worker assets
 # live feed's segment swarms through the worker's built-in tracker: messages/s,
 # relay and announce-reply latency, errors (the exit status), workerd memory
 # and CPU. Options: TRACKER_LOAD_ARGS="..." (see bench/tracker-load.mjs), e.g.
-# '--viewers 100,300,600 --tracker builtin,npm --json out.json'.
+# '--viewers 100,300,600 --tracker builtin,npm --json out.json'; the stream
+# mesh client (one stream swarm per viewer): '--mode mesh --answer-share 1
+# --churn 0.1' (docs/scale.md).
 # `make bench` runs three sizes against both trackers, the built-in one with
 # and without permessage-deflate (9 runs, about 15 minutes).
 TRACKER_LOAD_BENCH_ARGS ?= --viewers 100,300,600 --tracker builtin,npm --deflate on,off

@@ -1,30 +1,102 @@
-// Load on the WebTorrent tracker: hundreds of simulated viewers, each one
-// WebSocket, signalling on the live feed's segment swarms the way the page
-// client does, against the worker's built-in tracker (docs/tracker.md) or,
-// for comparison, the npm bittorrent-tracker server (scripts/tracker.mjs, its
-// own process) that the tests used before.
+// Load on the WebTorrent tracker: hundreds (or thousands) of simulated
+// viewers, each one WebSocket, signalling on the live feed's swarms the way
+// the page client does, against the worker's built-in tracker
+// (docs/tracker.md) or, for comparison, the npm bittorrent-tracker server
+// (scripts/tracker.mjs, its own process) that the tests used before.
 //
-// One run per (tracker, viewer count): a fresh worker under `wrangler dev`
-// (BENCH_ENDPOINTS=true; TRACKERS unset for the built-in tracker) in front of
-// one shared ffmpeg live origin (2 s segments, a 6-segment window). The
-// viewers' WebSockets go to the magnets' `tr=` URL (the built-in tracker:
-// ws://127.0.0.1:<port>/_lt/tracker/<stream>). What each viewer does, per
-// live segment, like public/_lt/client/ with WebTorrent's tracker client:
-//   - one poller for the whole audience reads the playlist through the worker
-//     once per target duration (the viewers' own polls are what bench/load.mjs
-//     and bench/cost.mjs measure; here only the tracker is under load);
+// One run per (viewer count, mode, tracker, deflate): a fresh worker under
+// `wrangler dev` (BENCH_ENDPOINTS=true; TRACKERS unset for the built-in
+// tracker) in front of one shared ffmpeg live origin (2 s segments, a
+// 6-segment window). The viewers' WebSockets go to the magnets' `tr=` URL
+// (the built-in tracker: ws://127.0.0.1:<port>/_lt/tracker/<stream>). One
+// poller for the whole audience reads the playlist through the worker once
+// per target duration (the viewers' own polls are what bench/load.mjs and
+// bench/cost.mjs measure; here only the tracker is under load).
+//
+// --mode segments (the default; the page client before 2026-12-05): every
+// viewer announces every segment's swarm:
 //   - a segment that appears in the playlist: every viewer, at a random moment
 //     within one target duration (players poll out of phase), announces
 //     `started` with 2-5 offers (--offers; numwant = offers, as the client's
-//     offer budget does), each offer an SDP-sized (~1.5 KB) string;
-//   - an offer it receives is answered with probability --answer-share
-//     (the answer relayed through the tracker, after 0-20 ms);
+//     offer budget did), each offer an SDP-sized (~1.5 KB) string;
 //   - `completed` (left 0) 300-1500 ms after `started` (--complete-ms);
 //   - `stopped` when the segment has left the playlist's window, again at a
 //     random moment within one target duration.
+// The whole audience is there at once and starts with the next new segment.
 // The first window's worth of segments (--ramp-segments, default the window
 // length) is a ramp: counts and latencies are kept for the --seconds after it,
 // when every viewer is in about one window of swarms.
+//
+// --mode mesh (public/_lt/client/stream-mesh.js, segment-swarms.js,
+// offer-budget.js, with bittorrent-tracker 11's WebSocket client as webtorrent
+// 2.8.5 uses it). Modelling choices:
+//   - the stream swarm: info-hash SHA-1("live-torrent stream swarm <stream>"),
+//     <stream> the built-in tracker URL's stream id (for another tracker the
+//     playlist URL without query), as streamSwarmHash / src/tracker.rs
+//     stream_swarm_hash. The worker registers it with the segments.
+//   - arrival: the audience arrives spread uniformly over --ramp-segments
+//     target durations (sockets are opened before, to measure them apart). An
+//     arriving viewer announces the stream swarm `started` with 5 offers
+//     (WebTorrent asks numwant 50 for that torrent, bittorrent-tracker makes
+//     min(numwant, 5) offers and sends numwant 5), then joins every segment
+//     of the window it finds (the client joins all that its first playlist
+//     lists) while it has no link, so it announces them.
+//   - a link: a stream-swarm offer that is answered; both ends have the link
+//     when the answer reaches the offerer (the real WebRTC set-up, ~0.3-1 s,
+//     is not modelled: a joiner gets its first link within milliseconds here,
+//     so it announces fewer segments than a real one). A second link between
+//     the same two viewers is not kept (stream-mesh.js onWire). The real client
+//     answers every offer: the mesh runs in docs/scale.md use --answer-share 1.
+//   - segments: a segment listed while the viewer has at least one link is
+//     not announced at all (offer-budget.js announcesSegment). One listed while
+//     it has none is announced as in segments mode, but with the client's
+//     budget of offers, max(1, min(5, links + 1)), i.e. 1 (--offers is for
+//     segments mode only); such a segment goes on announcing after a link
+//     appears (`completed`, `stopped`, as the client's torrent keeps its
+//     trackers). A viewer that loses every link announces new segments again.
+//   - `stopped` for a segment when it leaves the playlist (as in segments
+//     mode), but no sooner than 5 s after its `started` (MIN_MEMBERSHIP_MS).
+//     The client keeps a segment's torrent until 24 newer ones exist
+//     (data-max-torrents), so its `stopped` comes later; the frames are the
+//     same, one `stopped` per announced segment.
+//   - re-announce: bittorrent-tracker (re)starts its interval timer at every
+//     reply naming an interval (the built-in tracker says 120 s,
+//     ANNOUNCE_INTERVAL_SECONDS in src/tracker.rs) and then announces with no
+//     event and 5 offers. An audience that has been watching for a while has
+//     these timers out of phase, so a viewer of the initial audience sets its
+//     first one at a random point of the interval after its first reply; a
+//     churn arrival waits the full interval.
+//   - a lost link (its peer left): the stream swarm announces again (no event,
+//     5 offers) at most once per 10 s (REDISCOVER_MS, stream-mesh.js
+//     rediscover), which also restarts the interval timer.
+//   - --churn F: every second F/60 of the audience (fractions carried over)
+//     leaves, each replaced at once by a new viewer on a new socket that
+//     arrives as above. A leaving viewer does what WebTorrent's destroy does:
+//     `stopped` for the stream swarm and every segment it announced, then its
+//     socket closes once the replies are in (a closed tab might send nothing:
+//     the tracker drops a closed socket's memberships itself). Its peers lose
+//     their link to it. Churn applies to segments mode too (a new viewer
+//     announces the window it finds), where no link is kept.
+//   - no cap on links: webtorrent 2.8.5's maxConns (55) only holds back
+//     TCP/uTP peers (torrent.js _drain); a WebRTC peer from an offer or an
+//     answer is added whatever the count. So each re-announce can add up to 5
+//     links, and a departure costs more rediscoveries the longer a run lasts.
+//   - a refused `started` (a full swarm) leaves the viewer outside that
+//     swarm; for the stream swarm it then has no link and announces its
+//     segments. Not modelled: bittorrent-tracker's default 30 s re-announce,
+//     which such a viewer keeps (only a reply sets the tracker's 120 s).
+//   - not modelled: the tracker-socket watchdog
+//     (stream-mesh.js checkTrackerSockets: only on a lost socket), links that
+//     fail after an answer (every answer makes a link here), and both ends of
+//     a pair keeping different connections (both close and rediscover).
+//   The ramp of a mesh run is --ramp-segments plus one window: by the time
+//   measuring starts, the segments late arrivals announced have left the
+//   playlist, so the window measures the steady state: interval re-announces,
+//   their offers and answers, and churn's arrivals, departures and
+//   rediscoveries.
+//
+// In both modes an offer a viewer receives is answered with probability
+// --answer-share (the answer relayed through the tracker, after 0-20 ms).
 //
 // Measured:
 //   messages/s     client side: frames the viewers sent (into the tracker) and
@@ -32,7 +104,10 @@
 //                  whole run they are checked against the built-in tracker's
 //                  own counters (GET /_lt/tracker/<stream>/stats, messages_in/
 //                  messages_out): they must agree
-//   per viewer-minute  the same counts per viewer per minute
+//   per viewer-minute  the same counts per viewer per minute (the audience's
+//                  size is constant: churn replaces each viewer that leaves);
+//                  by kind, the stream swarm's frames are counted apart
+//                  ("stream started", "stream offer", ...)
 //   relay latency  offer sent -> offer received by the peer the tracker chose,
 //                  and answer sent -> answer received by the offerer: each SDP
 //                  carries its send time (performance.now(), one process)
@@ -42,8 +117,12 @@
 //                  and protocol surprises (an offer for a swarm the viewer is
 //                  not in or from itself, an answer for an offer it never
 //                  made, one offer sent twice to the same peer, a reply
-//                  without an announce): all must be zero (exit status 1)
-//   scrape check   at the end one viewer scrapes the window's info-hashes;
+//                  without an announce): all must be zero (exit status 1);
+//                  a churned viewer's own close is not one, nor an answer the
+//                  tracker refuses because its offerer's `stopped` reached it
+//                  first (a race of the protocol: counted and shown apart)
+//   scrape check   at the end one viewer scrapes the window's info-hashes
+//                  (and the stream swarm's, in mesh mode);
 //                  complete/incomplete must equal what the viewers announced
 //   memory, CPU    RSS of the tracker's process (/proc VmRSS): the worker's
 //                  workerd (wrangler's dev proxy, another workerd, shown apart),
@@ -63,9 +142,10 @@
 //
 // Run:  make tracker-load                    (inside a loopback-only namespace)
 //       make tracker-load TRACKER_LOAD_ARGS='--viewers 100,300,600 --json out.json'
+//       make tracker-load TRACKER_LOAD_ARGS='--mode mesh --answer-share 1 --viewers 100,300,600'
 //       node bench/tracker-load.mjs --help
 import { execFileSync, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -80,17 +160,24 @@ import { magnetsOf } from '../tests/support/torrents.mjs'
 import { percentile } from './percentile.mjs'
 
 const USAGE = `usage: node bench/tracker-load.mjs [--viewers 300[,600...]] [--seconds 60] [--tracker builtin[,npm]]
-       [--offers 2-5] [--answer-share 0.5] [--complete-ms 300-1500] [--ramp-segments 6]
-       [--deflate on[,off]] [--direct] [--json FILE] [--log]
+       [--mode segments[,mesh]] [--churn 0] [--offers 2-5] [--answer-share 0.5] [--complete-ms 300-1500]
+       [--ramp-segments 6] [--max-peers-per-swarm N] [--deflate on[,off]] [--direct] [--json FILE] [--log]
 
-  --viewers N[,N...]  simulated viewers (WebSockets) per run, 1..${1000}; one run each (default 300)
+  --viewers N[,N...]  simulated viewers (WebSockets) per run, 1..${5000}; one run each (default 300)
   --seconds S         measured seconds per run after the ramp, 5..600 (default 60)
   --tracker T[,T...]  builtin (the worker's, TRACKERS unset) and/or npm (bittorrent-tracker,
                       scripts/tracker.mjs in its own process); one run each per viewer count
-  --offers A-B        offers per started announce, uniform in A..B (default 2-5)
+  --mode M[,M...]     segments: every viewer announces every segment (the client before
+                      2026-12-05; default); mesh: the stream mesh client (header comment); one run each
+  --churn F           share of the audience that leaves per minute, replaced by as many new
+                      viewers, 0..1 (default 0)
+  --offers A-B        segments mode: offers per started announce, uniform in A..B (default 2-5)
   --answer-share P    share of received offers a viewer answers (default 0.5)
   --complete-ms A-B   completed this long after started (default 300-1500)
-  --ramp-segments K   segments before measuring starts (default 6, the window)
+  --ramp-segments K   segments before measuring starts (default 6, the window); mesh mode: the
+                      audience arrives spread over this many target durations
+  --max-peers-per-swarm N  the worker's TRACKER_MAX_PEERS_PER_SWARM (default unset: 1000); mesh
+                      mode puts every viewer in one swarm, so more viewers need it raised
   --direct            the poller and the sockets go straight to the worker's workerd,
                       bypassing wrangler's dev proxy (not part of a deployment)
   --deflate on,off    whether the sockets offer permessage-deflate, as browsers do (default
@@ -99,7 +186,7 @@ const USAGE = `usage: node bench/tracker-load.mjs [--viewers 300[,600...]] [--se
   --json FILE         write every run's numbers
   --log               echo wrangler's output`
 
-const MAX_VIEWERS = 1000
+const MAX_VIEWERS = 5000
 const LIST_SIZE = 6
 const WARMUP_TIMEOUT_MS = 60_000
 const CONNECT_BATCH = 50
@@ -110,6 +197,24 @@ const SAMPLE_EVERY_MS = 1_000
 /** WebTorrent's tracker client gives up on an unanswered offer after 50 s. */
 const OFFER_TIMEOUT_MS = 50_000
 const ANSWER_DELAY_MS = 20
+/** bittorrent-tracker's WebSocket client: offers = min(numwant, 5); WebTorrent asks numwant 50 for the stream swarm. */
+const STREAM_SWARM_OFFERS = 5
+/** public/_lt/client/offer-budget.js MAX_OFFERS_PER_ANNOUNCE. */
+const MAX_OFFERS_PER_ANNOUNCE = 5
+/** public/_lt/client/stream-mesh.js: a lost link re-announces the stream swarm at most this often. */
+const REDISCOVER_MS = 10_000
+/**
+ * A segment's `stopped` comes at least this long after its `started`: answers
+ * to its offers (0-20 ms, plus the relay) reach the tracker first. The client
+ * keeps a segment's torrent for 24 segments, so this only matters for a viewer
+ * that joins a segment about to leave the playlist.
+ */
+const MIN_MEMBERSHIP_MS = 5_000
+/** src/tracker.rs relay_answer's refusals (answer_outside_swarm): failures that answer no announce. */
+const REFUSED_ANSWER_OFFERER_GONE = 'to_peer_id is not in this swarm'
+const REFUSED_ANSWER_OUTSIDE_SWARM = 'answer for a swarm this connection has not joined'
+/** A departing viewer closes its socket once its `stopped` replies are in, or after this long. */
+const LEAVE_CLOSE_TIMEOUT_MS = 5_000
 /** `left` of a leecher: about one 2 s segment of the origin's feed. */
 const SEGMENT_BYTES = 215_000
 /**
@@ -131,6 +236,9 @@ const { values: flags } = parseArgs({
     'answer-share': { type: 'string' },
     'complete-ms': { type: 'string' },
     'ramp-segments': { type: 'string' },
+    mode: { type: 'string' },
+    churn: { type: 'string' },
+    'max-peers-per-swarm': { type: 'string' },
     direct: { type: 'boolean' },
     deflate: { type: 'string' },
     json: { type: 'string' },
@@ -165,6 +273,12 @@ if (!(ANSWER_SHARE >= 0 && ANSWER_SHARE <= 1)) fail('--answer-share: 0..1')
 const [COMPLETE_MIN_MS, COMPLETE_MAX_MS] = range(flags['complete-ms'] ?? '300-1500', '--complete-ms', 0, 60_000)
 const RAMP_SEGMENTS = Number(flags['ramp-segments'] ?? LIST_SIZE)
 if (!(Number.isInteger(RAMP_SEGMENTS) && RAMP_SEGMENTS >= 0 && RAMP_SEGMENTS <= 30)) fail('--ramp-segments: 0..30')
+const MODES = String(flags.mode ?? 'segments').split(',').map(s => s.trim())
+if (MODES.length === 0 || !MODES.every(m => m === 'segments' || m === 'mesh')) fail('--mode: segments and/or mesh')
+const CHURN = Number(flags.churn ?? 0)
+if (!(CHURN >= 0 && CHURN <= 1)) fail('--churn: 0..1')
+const MAX_PEERS_PER_SWARM = flags['max-peers-per-swarm'] === undefined ? null : Number(flags['max-peers-per-swarm'])
+if (MAX_PEERS_PER_SWARM !== null && !(Number.isInteger(MAX_PEERS_PER_SWARM) && MAX_PEERS_PER_SWARM >= 2 && MAX_PEERS_PER_SWARM <= 100_000)) fail('--max-peers-per-swarm: 2..100000')
 const DIRECT = flags.direct ?? false
 const DEFLATES = String(flags.deflate ?? 'on').split(',').map(s => s.trim())
 if (DEFLATES.length === 0 || !DEFLATES.every(d => d === 'on' || d === 'off')) fail('--deflate: on and/or off')
@@ -364,9 +478,12 @@ const copyCounts = c => ({ ...c, sentByKind: { ...c.sentByKind }, receivedByKind
 
 /**
  * The audience of one run: `n` WebSockets to `trackerUrl`, their swarm
- * memberships, what they sent and what came back.
+ * memberships, what they sent and what came back. `mode` is how a viewer
+ * signals (the header comment): `segments` announces every segment; `mesh`
+ * joins the stream swarm `streamHash` and announces a segment only while it
+ * has no mesh link. `window()`: the info-hashes the playlist lists now.
  */
-function createAudience (n, trackerUrl, deflate) {
+function createAudience ({ n, trackerUrl, deflate, mode, streamHash, window }) {
   const counts = newCounts()
   const latency = { offer: [], answer: [], reply: [], connect: [] }
   /** Per second of the measured window: the slowest relay or reply in it (ms), to see when the tail happens. */
@@ -377,6 +494,12 @@ function createAudience (n, trackerUrl, deflate) {
     if (second >= 0) slowestBySecond[second] = Math.max(slowestBySecond[second] ?? 0, Math.round(ms))
   }
   const problems = { failures: [], closes: [], socketErrors: [], surprises: [] }
+  /**
+   * Answers refused because their offerer had left the swarm by the time they
+   * reached the tracker (its `stopped` came first): a race of the protocol,
+   * which WebTorrent shows as a warning, counted apart from the failures.
+   */
+  const races = { answerAfterStopped: 0 }
   const problem = (list, what) => {
     list.push(what)
     if (list.length <= 5) log(`  problem: ${JSON.stringify(what).slice(0, 400)}`)
@@ -384,27 +507,57 @@ function createAudience (n, trackerUrl, deflate) {
   let measuring = false
   let closing = false
   let announceSeq = 0
+  /** Viewers that arrived (churn) and departed, and links lost by departures, over the whole run. */
+  const churned = { arrived: 0, departed: 0, linksLost: 0 }
   /** announce seq -> Set of recipient viewer indices: an offer delivered twice to one peer is a surprise. */
   const offerRecipients = new Map()
   const timers = new Set()
   const later = (ms, fn) => {
     const timer = setTimeout(() => { timers.delete(timer); fn() }, ms)
     timers.add(timer)
+    return timer
+  }
+  const cancel = timer => {
+    clearTimeout(timer)
+    timers.delete(timer)
   }
 
-  const viewers = Array.from({ length: n }, (_, index) => ({
-    index,
-    peerId: binaryId('-LT0001-'),
-    socket: null,
-    /** info-hash (binary) -> { completed } */
-    swarms: new Map(),
-    /** info-hashes left recently: an offer for one of them may still be in flight. */
-    left: new Set(),
-    /** info-hash -> [{ at, event }] announces waiting for their reply, in order. */
-    pending: new Map(),
-    /** offer id -> { infoHash, at } */
-    offers: new Map()
-  }))
+  /** Every viewer of the run (departed ones too), by index; `viewers` holds those watching now. */
+  const everyone = []
+  const viewers = []
+  function newViewer () {
+    const viewer = {
+      index: everyone.length,
+      peerId: binaryId('-LT0001-'),
+      socket: null,
+      /** info-hash (binary) -> { completed } */
+      swarms: new Map(),
+      /** info-hashes left recently: an offer for one of them may still be in flight. */
+      left: new Set(),
+      /** info-hash -> [{ at, event }] announces waiting for their reply, in order. */
+      pending: new Map(),
+      /** offer id -> { infoHash, at } */
+      offers: new Map(),
+      /** info-hash -> indices of the offerers this viewer answered there (onFailure tells a race from an error). */
+      answered: new Map(),
+      /** mesh: indices of the viewers this one keeps a WebRTC link with. */
+      links: new Set(),
+      /** mesh: the stream swarm's next interval re-announce, and a pending rediscovery. */
+      reannounceTimer: null,
+      rediscoverTimer: null,
+      lastRediscover: -Infinity,
+      /** mesh: a viewer of the initial audience has its interval timer at a random phase (the header). */
+      initial: true,
+      arrived: false,
+      departed: false,
+      /** Its socket is being closed because it left (churn): that close is no problem. */
+      leaving: false
+    }
+    everyone.push(viewer)
+    viewers.push(viewer)
+    return viewer
+  }
+  for (let i = 0; i < n; i++) newViewer()
 
   function send (viewer, message, kind) {
     if (viewer.socket.readyState !== WebSocket.OPEN) {
@@ -419,29 +572,51 @@ function createAudience (n, trackerUrl, deflate) {
     return true
   }
 
+  const isStream = infoHash => infoHash === streamHash
+  /** Frame kinds as counted: the stream swarm's announces apart from the segments'. */
+  const kindOf = (infoHash, event) => (isStream(infoHash) ? `stream ${event}` : event)
+
+  /**
+   * An announce as bittorrent-tracker's WebSocket client sends it. `event`
+   * 'update' is its interval or update() announce, which has no event field.
+   * The stream swarm never has metadata: WebTorrent's `left` is then NaN,
+   * which JSON makes null (a leecher to the tracker).
+   */
   function announce (viewer, infoHash, event, extra = {}) {
+    const stream = isStream(infoHash)
     const message = {
-      action: 'announce', info_hash: infoHash, peer_id: viewer.peerId, event,
-      numwant: extra.numwant ?? OFFERS_MAX, uploaded: 0, downloaded: event === 'started' ? 0 : SEGMENT_BYTES,
-      left: event === 'completed' ? 0 : SEGMENT_BYTES, ...extra
+      action: 'announce', info_hash: infoHash, peer_id: viewer.peerId, event: event === 'update' ? undefined : event,
+      numwant: extra.numwant ?? OFFERS_MAX, uploaded: 0, downloaded: event === 'started' || stream ? 0 : SEGMENT_BYTES,
+      left: stream ? null : event === 'completed' ? 0 : SEGMENT_BYTES, ...extra
     }
     const at = performance.now()
-    if (!send(viewer, message, event)) return
+    if (!send(viewer, message, kindOf(infoHash, event))) return
     if (!viewer.pending.has(infoHash)) viewer.pending.set(infoHash, [])
     viewer.pending.get(infoHash).push({ at, event })
   }
 
-  function join (viewer, infoHash) {
-    if (closing || viewer.swarms.has(infoHash)) return
-    const k = randomInt(OFFERS_MIN, OFFERS_MAX)
+  /** `k` offers for `infoHash`, each remembered until its answer (or the swarm is left). */
+  function makeOffers (viewer, infoHash, k) {
     const seq = ++announceSeq
     const at = performance.now()
-    const offers = Array.from({ length: k }, () => {
+    return Array.from({ length: k }, () => {
       const offerId = binaryId()
       viewer.offers.set(offerId, { infoHash, at })
       return { offer: { type: 'offer', sdp: fakeSdp('offer', at, viewer.index) + `a=x-lt-seq:${seq}\r\n` }, offer_id: offerId }
     })
-    viewer.swarms.set(infoHash, { completed: false })
+  }
+
+  /** Whether a segment listed now is announced: always in segments mode; in mesh mode only without a link (offer-budget.js). */
+  const announcesSegment = viewer => mode === 'segments' || viewer.links.size === 0
+  /** Offers of a segment's started: --offers in segments mode; the client's budget (offersPerAnnounce: links + 1, at most 5) in mesh mode. */
+  const segmentOfferCount = viewer => (mode === 'segments' ? randomInt(OFFERS_MIN, OFFERS_MAX) : Math.max(1, Math.min(MAX_OFFERS_PER_ANNOUNCE, viewer.links.size + 1)))
+
+  /** A segment the playlist lists: `started` with offers, `completed` a moment later. */
+  function segmentListed (viewer, infoHash) {
+    if (closing || !viewer.arrived || viewer.departed || viewer.swarms.has(infoHash) || !announcesSegment(viewer)) return
+    const k = segmentOfferCount(viewer)
+    const offers = makeOffers(viewer, infoHash, k)
+    viewer.swarms.set(infoHash, { completed: false, joinedAt: performance.now() })
     viewer.left.delete(infoHash)
     announce(viewer, infoHash, 'started', { numwant: k, offers })
     later(uniform(COMPLETE_MIN_MS, COMPLETE_MAX_MS), () => {
@@ -452,12 +627,113 @@ function createAudience (n, trackerUrl, deflate) {
     })
   }
 
-  function leave (viewer, infoHash) {
+  /** A swarm left: a segment gone from the playlist, or every swarm of a viewer that departs. */
+  function leaveSwarm (viewer, infoHash) {
     if (closing || !viewer.swarms.has(infoHash)) return
     viewer.swarms.delete(infoHash)
     viewer.left.add(infoHash)
     for (const [id, offer] of viewer.offers) if (offer.infoHash === infoHash) viewer.offers.delete(id)
     announce(viewer, infoHash, 'stopped', { numwant: 0 })
+  }
+  /** A segment gone from the playlist: `stopped`, no sooner than MIN_MEMBERSHIP_MS after `started`. */
+  function segmentUnlisted (viewer, infoHash) {
+    const swarm = viewer.swarms.get(infoHash)
+    const wait = swarm ? swarm.joinedAt + MIN_MEMBERSHIP_MS - performance.now() : 0
+    if (wait > 0) later(wait, () => leaveSwarm(viewer, infoHash))
+    else leaveSwarm(viewer, infoHash)
+  }
+
+  /**
+   * The stream swarm's announce: `started` when the viewer arrives, 'update'
+   * at the tracker's interval and to rediscover; bittorrent-tracker makes
+   * min(numwant, 5) offers and WebTorrent asks numwant 50 for this torrent.
+   */
+  function announceStream (viewer, event) {
+    if (closing || viewer.departed) return
+    if (event === 'started') viewer.swarms.set(streamHash, { completed: false })
+    const offers = makeOffers(viewer, streamHash, STREAM_SWARM_OFFERS)
+    announce(viewer, streamHash, event, { numwant: STREAM_SWARM_OFFERS, offers })
+  }
+
+  /** bittorrent-tracker restarts its interval timer at every reply that names an interval. */
+  function scheduleReannounce (viewer, intervalSeconds) {
+    if (closing || viewer.departed) return
+    const first = viewer.reannounceTimer === null
+    cancel(viewer.reannounceTimer)
+    const delay = first && viewer.initial ? Math.random() * intervalSeconds * 1000 : intervalSeconds * 1000
+    viewer.reannounceTimer = later(delay, () => announceStream(viewer, 'update'))
+  }
+
+  /** A lost link: announce the stream swarm again, at most once per REDISCOVER_MS (stream-mesh.js rediscover). */
+  function rediscover (viewer) {
+    if (closing || viewer.departed || viewer.rediscoverTimer) return
+    const wait = Math.max(0, viewer.lastRediscover + REDISCOVER_MS - performance.now())
+    viewer.rediscoverTimer = later(wait, () => {
+      viewer.rediscoverTimer = null
+      viewer.lastRediscover = performance.now()
+      announceStream(viewer, 'update')
+    })
+  }
+
+  /** An answered stream-swarm offer: both ends keep the link (a second one to the same peer is dropped, as onWire does). */
+  function link (a, b) {
+    if (!b || a === b || a.departed || b.departed) return
+    a.links.add(b.index)
+    b.links.add(a.index)
+  }
+
+  /** A viewer arrives: the stream swarm (mesh), and the segments `listed` now, announced while it has no link. */
+  function arrive (viewer, listed) {
+    if (closing || viewer.departed) return
+    viewer.arrived = true
+    if (mode === 'mesh') announceStream(viewer, 'started')
+    for (const h of listed) segmentListed(viewer, h)
+  }
+
+  /**
+   * A viewer leaves, as WebTorrent's destroy does: `stopped` for every swarm
+   * it announced in, then its socket closes once the replies are in (so the
+   * tracker sends it nothing more and both sides count the same frames).
+   * Its peers lose their links to it and rediscover.
+   */
+  async function depart (viewer) {
+    for (const h of [...viewer.swarms.keys()]) leaveSwarm(viewer, h)
+    viewer.departed = true
+    cancel(viewer.reannounceTimer)
+    cancel(viewer.rediscoverTimer)
+    for (const index of viewer.links) {
+      const peer = everyone[index]
+      peer.links.delete(viewer.index)
+      churned.linksLost++
+      rediscover(peer)
+    }
+    viewer.links.clear()
+    viewers.splice(viewers.indexOf(viewer), 1)
+    churned.departed++
+    const deadline = performance.now() + LEAVE_CLOSE_TIMEOUT_MS
+    while (viewer.pending.size > 0 && performance.now() < deadline) await sleep(50)
+    viewer.leaving = true
+    viewer.socket.close(1000, 'viewer left')
+  }
+
+  /** Churn: `perMinute` of the audience leaves each minute, and as many new viewers arrive. */
+  function startChurn (perMinute) {
+    if (!(perMinute > 0)) return
+    let due = 0
+    const tick = () => {
+      if (closing) return
+      due += perMinute * n / 60
+      for (; due >= 1 && viewers.length > 1; due--) {
+        depart(viewers[randomInt(0, viewers.length - 1)]).catch(error => problem(problems.surprises, { what: `departure: ${error.message}` }))
+        const joiner = newViewer()
+        joiner.initial = false
+        churned.arrived++
+        connect(joiner).then(() => arrive(joiner, window()))
+          .catch(error => problem(problems.socketErrors, { viewer: joiner.index, error: `connect: ${error.message}` }))
+      }
+      later(1000, tick)
+    }
+    later(1000, tick)
   }
 
   function onMessage (viewer, data) {
@@ -477,14 +753,9 @@ function createAudience (n, trackerUrl, deflate) {
       : message.action === 'scrape' ? 'scrape'
         : message.action !== 'announce' ? 'other'
           : message.offer ? 'offer' : message.answer ? 'answer' : 'reply'
-    counts.receivedByKind[kind] = (counts.receivedByKind[kind] ?? 0) + 1
-    if (kind === 'failure') {
-      // A failure for an announce is its reply too.
-      const queue = message.info_hash !== undefined && viewer.pending.get(message.info_hash)
-      const sentFor = queue && queue.length ? queue.shift().event : null
-      problem(problems.failures, { viewer: viewer.index, reason: message['failure reason'], action: message.action, forEvent: sentFor })
-      return
-    }
+    const counted = kind === 'failure' || kind === 'scrape' || kind === 'other' ? kind : kindOf(message.info_hash, kind)
+    counts.receivedByKind[counted] = (counts.receivedByKind[counted] ?? 0) + 1
+    if (kind === 'failure') return onFailure(viewer, message)
     if (kind === 'scrape') {
       viewer.onScrape?.(message)
       return
@@ -493,65 +764,105 @@ function createAudience (n, trackerUrl, deflate) {
       problem(problems.surprises, { viewer: viewer.index, what: 'unknown action', text: text.slice(0, 200) })
       return
     }
+    if (kind === 'offer') return onOffer(viewer, message, now)
+    if (kind === 'answer') return onAnswer(viewer, message, now)
+    onReply(viewer, message, now, text)
+  }
+
+  /** The offerers a viewer answered, per info-hash: to tell a refused answer's race from a failure. */
+  function rememberAnswer (viewer, infoHash, offererIndex) {
+    if (!viewer.answered.has(infoHash)) viewer.answered.set(infoHash, new Set())
+    viewer.answered.get(infoHash).add(offererIndex)
+  }
+
+  /**
+   * A failure. One refusing an answer (src/tracker.rs answer_outside_swarm)
+   * replies to no announce; one for an announce is its reply too.
+   */
+  function onFailure (viewer, message) {
+    const reason = message['failure reason']
     const infoHash = message.info_hash
-    if (kind === 'offer') {
-      if (message.peer_id === viewer.peerId) problem(problems.surprises, { viewer: viewer.index, what: 'offer from itself' })
-      const mark = SDP_MARK.exec(message.offer?.sdp ?? '')
-      const seq = /a=x-lt-seq:(\d+)/.exec(message.offer?.sdp ?? '')?.[1]
-      if (!mark || typeof message.offer_id !== 'string' || typeof message.peer_id !== 'string') {
-        problem(problems.surprises, { viewer: viewer.index, what: 'offer without its fields', text: text.slice(0, 200) })
+    if (reason === REFUSED_ANSWER_OFFERER_GONE) {
+      const offererLeft = [...(viewer.answered.get(infoHash) ?? [])].some(i => !everyone[i].swarms.has(infoHash))
+      if (offererLeft) {
+        races.answerAfterStopped++
         return
       }
-      if (!viewer.swarms.has(infoHash)) {
-        // In flight while this viewer sent `stopped` is fine; any other is not.
-        if (!viewer.left.has(infoHash)) problem(problems.surprises, { viewer: viewer.index, what: 'offer for a swarm the viewer never joined' })
-        return
-      }
-      if (measuring) {
-        latency.offer.push(now - Number(mark[2]))
-        noteSlow(now, now - Number(mark[2]))
-      }
-      if (seq) {
-        if (!offerRecipients.has(seq)) offerRecipients.set(seq, new Set())
-        const recipients = offerRecipients.get(seq)
-        if (recipients.has(viewer.index)) problem(problems.surprises, { viewer: viewer.index, what: `two offers of one announce (from viewer ${mark[3]})` })
-        recipients.add(viewer.index)
-      }
-      if (Math.random() < ANSWER_SHARE) {
-        later(Math.random() * ANSWER_DELAY_MS, () => {
-          if (closing || !viewer.swarms.has(infoHash)) return
-          send(viewer, {
-            action: 'announce', info_hash: infoHash, peer_id: viewer.peerId, to_peer_id: message.peer_id,
-            answer: { type: 'answer', sdp: fakeSdp('answer', performance.now(), viewer.index) }, offer_id: message.offer_id
-          }, 'answer')
-        })
-      }
+    }
+    let sentFor = null
+    if (reason !== REFUSED_ANSWER_OFFERER_GONE && reason !== REFUSED_ANSWER_OUTSIDE_SWARM) {
+      const queue = infoHash !== undefined && viewer.pending.get(infoHash)
+      sentFor = queue && queue.length ? queue.shift().event : null
+      if (queue && queue.length === 0) viewer.pending.delete(infoHash)
+    }
+    // A refused `started` (a full swarm) leaves the viewer outside the swarm.
+    if (sentFor === 'started' && viewer.swarms.delete(infoHash)) viewer.left.add(infoHash)
+    problem(problems.failures, { viewer: viewer.index, reason, action: message.action, forEvent: sentFor })
+  }
+
+  function onOffer (viewer, message, now) {
+    const infoHash = message.info_hash
+    if (message.peer_id === viewer.peerId) problem(problems.surprises, { viewer: viewer.index, what: 'offer from itself' })
+    const mark = SDP_MARK.exec(message.offer?.sdp ?? '')
+    const seq = /a=x-lt-seq:(\d+)/.exec(message.offer?.sdp ?? '')?.[1]
+    if (!mark || typeof message.offer_id !== 'string' || typeof message.peer_id !== 'string') {
+      problem(problems.surprises, { viewer: viewer.index, what: 'offer without its fields', text: JSON.stringify(message).slice(0, 200) })
       return
     }
-    if (kind === 'answer') {
-      const mark = SDP_MARK.exec(message.answer?.sdp ?? '')
-      const offer = viewer.offers.get(message.offer_id)
-      if (!offer) {
-        // Its swarm left meanwhile (offers are dropped with it) is fine.
-        if (!viewer.left.has(infoHash)) problem(problems.surprises, { viewer: viewer.index, what: 'answer for an offer this viewer never made' })
-        return
-      }
-      if (offer.infoHash !== infoHash) problem(problems.surprises, { viewer: viewer.index, what: 'answer with another info_hash than its offer' })
-      if (message.peer_id === viewer.peerId) problem(problems.surprises, { viewer: viewer.index, what: 'answer from itself' })
-      viewer.offers.delete(message.offer_id)
-      if (measuring && mark) {
-        latency.answer.push(now - Number(mark[2]))
-        noteSlow(now, now - Number(mark[2]))
-      }
+    if (!viewer.swarms.has(infoHash)) {
+      // In flight while this viewer sent `stopped` is fine; any other is not.
+      if (!viewer.left.has(infoHash)) problem(problems.surprises, { viewer: viewer.index, what: 'offer for a swarm the viewer never joined' })
       return
     }
-    // The reply to an announce.
+    if (measuring) {
+      latency.offer.push(now - Number(mark[2]))
+      noteSlow(now, now - Number(mark[2]))
+    }
+    if (seq) {
+      if (!offerRecipients.has(seq)) offerRecipients.set(seq, new Set())
+      const recipients = offerRecipients.get(seq)
+      if (recipients.has(viewer.index)) problem(problems.surprises, { viewer: viewer.index, what: `two offers of one announce (from viewer ${mark[3]})` })
+      recipients.add(viewer.index)
+    }
+    if (Math.random() < ANSWER_SHARE) {
+      later(Math.random() * ANSWER_DELAY_MS, () => {
+        if (closing || !viewer.swarms.has(infoHash)) return
+        rememberAnswer(viewer, infoHash, Number(mark[3]))
+        send(viewer, {
+          action: 'announce', info_hash: infoHash, peer_id: viewer.peerId, to_peer_id: message.peer_id,
+          answer: { type: 'answer', sdp: fakeSdp('answer', performance.now(), viewer.index) }, offer_id: message.offer_id
+        }, kindOf(infoHash, 'answer'))
+      })
+    }
+  }
+
+  function onAnswer (viewer, message, now) {
+    const infoHash = message.info_hash
+    const mark = SDP_MARK.exec(message.answer?.sdp ?? '')
+    const offer = viewer.offers.get(message.offer_id)
+    if (!offer) {
+      // Its swarm left meanwhile (offers are dropped with it) is fine.
+      if (!viewer.left.has(infoHash)) problem(problems.surprises, { viewer: viewer.index, what: 'answer for an offer this viewer never made' })
+      return
+    }
+    if (offer.infoHash !== infoHash) problem(problems.surprises, { viewer: viewer.index, what: 'answer with another info_hash than its offer' })
+    if (message.peer_id === viewer.peerId) problem(problems.surprises, { viewer: viewer.index, what: 'answer from itself' })
+    viewer.offers.delete(message.offer_id)
+    if (measuring && mark) {
+      latency.answer.push(now - Number(mark[2]))
+      noteSlow(now, now - Number(mark[2]))
+    }
+    if (isStream(infoHash) && mark) link(viewer, everyone[Number(mark[3])])
+  }
+
+  function onReply (viewer, message, now, text) {
+    const infoHash = message.info_hash
     const queue = viewer.pending.get(infoHash)
     if (!queue || queue.length === 0) {
       problem(problems.surprises, { viewer: viewer.index, what: 'announce reply without an announce', text: text.slice(0, 200) })
       return
     }
-    const { at } = queue.shift()
+    const { at, event } = queue.shift()
     if (queue.length === 0) viewer.pending.delete(infoHash)
     if (measuring) {
       latency.reply.push(now - at)
@@ -559,7 +870,9 @@ function createAudience (n, trackerUrl, deflate) {
     }
     if (typeof message.complete !== 'number' || typeof message.incomplete !== 'number' || typeof message.interval !== 'number') {
       problem(problems.surprises, { viewer: viewer.index, what: 'reply without complete/incomplete/interval', text: text.slice(0, 200) })
+      return
     }
+    if (isStream(infoHash) && event !== 'stopped') scheduleReannounce(viewer, message.interval)
   }
 
   async function connect (viewer) {
@@ -573,7 +886,7 @@ function createAudience (n, trackerUrl, deflate) {
     })
     socket.on('error', error => problem(problems.socketErrors, { viewer: viewer.index, error: String(error.message ?? error) }))
     socket.on('close', (code, reason) => {
-      if (!closing) problem(problems.closes, { viewer: viewer.index, code, reason: reason.toString() })
+      if (!closing && !viewer.leaving) problem(problems.closes, { viewer: viewer.index, code, reason: reason.toString() })
     })
     await once(socket, 'open')
     latency.connect.push(performance.now() - started)
@@ -594,16 +907,27 @@ function createAudience (n, trackerUrl, deflate) {
     return out
   }
 
+  /** Mesh links now: mean per viewer, and viewers without any. */
+  function meshState () {
+    const linkCounts = viewers.map(v => v.links.size)
+    return { meanLinks: linkCounts.reduce((a, b) => a + b, 0) / Math.max(1, linkCounts.length), withoutLink: linkCounts.filter(c => c === 0).length }
+  }
+
   return {
     viewers,
     counts,
     latency,
     problems,
+    races,
+    churned,
     connect,
-    join,
-    leave,
+    arrive,
+    segmentListed,
+    segmentUnlisted,
+    startChurn,
     later,
     model,
+    meshState,
     send,
     slowestBySecond,
     startMeasuring: () => {
@@ -619,7 +943,7 @@ function createAudience (n, trackerUrl, deflate) {
     },
     unansweredAnnounces: () => {
       const byEvent = {}
-      for (const v of viewers) for (const queue of v.pending.values()) for (const { event } of queue) byEvent[event] = (byEvent[event] ?? 0) + 1
+      for (const v of everyone) for (const queue of v.pending.values()) for (const { event } of queue) byEvent[event] = (byEvent[event] ?? 0) + 1
       return byEvent
     }
   }
@@ -633,15 +957,27 @@ async function fetchJson (url) {
   return JSON.parse(text)
 }
 
-async function runOnce (origin, trackerKind, viewerCount, deflate) {
-  log(`${trackerKind} tracker, ${viewerCount} viewers, permessage-deflate ${deflate ? 'offered' : 'not offered'}: starting`)
+/**
+ * The stream swarm's info-hash (binary) for a viewer of `playlistUrl` whose
+ * magnets name `trackerUrl`: stream-mesh.js streamOf and streamSwarmHash.
+ */
+function streamSwarmHashOf (trackerUrl, playlistUrl) {
+  const builtin = /\/_lt\/tracker\/([0-9a-f]{16})$/.exec(trackerUrl)
+  const url = new URL(playlistUrl)
+  const key = builtin ? builtin[1] : `${url.origin}${url.pathname}`
+  return createHash('sha1').update(`live-torrent stream swarm ${key}`).digest('latin1')
+}
+
+async function runOnce (origin, trackerKind, viewerCount, deflate, mode) {
+  log(`${trackerKind} tracker, ${mode} mode, ${viewerCount} viewers, churn ${CHURN}/min, permessage-deflate ${deflate ? 'offered' : 'not offered'}: starting`)
   const npm = trackerKind === 'npm' ? await startNpmTracker() : null
   const vars = { UPSTREAM: origin.url, BENCH_ENDPOINTS: 'true' }
   if (npm) vars.TRACKERS = npm.url
+  if (MAX_PEERS_PER_SWARM !== null) vars.TRACKER_MAX_PEERS_PER_SWARM = String(MAX_PEERS_PER_SWARM)
   let worker
   let audience
   let isolate = null
-  const run = { tracker: trackerKind, viewers: viewerCount, deflateOffered: deflate, direct: DIRECT, loadavgAtStart: os.loadavg() }
+  const run = { tracker: trackerKind, mode, churn: CHURN, viewers: viewerCount, deflateOffered: deflate, direct: DIRECT, loadavgAtStart: os.loadavg() }
   try {
     worker = await startWorker({ vars, log: flags.log ?? false })
     const base = DIRECT ? await directUrl(worker) : worker.url
@@ -685,7 +1021,10 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
     const isolateBefore = await isolateOf()
 
     // Sockets, CONNECT_BATCH at a time.
-    audience = createAudience(viewerCount, trackerUrl, deflate)
+    /** The info-hashes the playlist lists now (the poller's view). */
+    const known = new Set()
+    const streamHash = mode === 'mesh' ? streamSwarmHashOf(trackerUrl, playlistUrl) : null
+    audience = createAudience({ n: viewerCount, trackerUrl, deflate, mode, streamHash, window: () => [...known] })
     const connectStarted = performance.now()
     for (let i = 0; i < viewerCount; i += CONNECT_BATCH) {
       await Promise.all(audience.viewers.slice(i, i + CONNECT_BATCH).map(v => audience.connect(v)))
@@ -701,12 +1040,26 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
       `extensions: ${run.extensions}${statsConnected ? `; tracker sees ${statsConnected.sockets} sockets` : ''}`)
 
     // The poller: once per target duration for the whole audience.
-    const known = new Set()
     let segmentsSeen = 0
     let pollErrors = 0
     let polling = true
     let onSegment = () => {}
     const spreadMs = targetSeconds * 1000
+    /**
+     * Segments mode: every viewer is there at once and starts with the next
+     * new segment (the current window is history). Mesh mode: viewers arrive
+     * spread over the ramp's RAMP_SEGMENTS target durations, each joining
+     * the stream swarm and announcing the window it finds (it has no link yet).
+     */
+    const startAudience = listed => {
+      for (const v of audience.viewers) {
+        if (mode === 'segments') audience.arrive(v, [])
+        else audience.later(Math.random() * RAMP_SEGMENTS * spreadMs, () => audience.arrive(v, [...known]))
+      }
+      audience.startChurn(CHURN)
+    }
+    // Mesh mode: the segments a late arrival announced leave the window before measuring starts.
+    const rampSegments = mode === 'mesh' ? RAMP_SEGMENTS + LIST_SIZE : RAMP_SEGMENTS
     const poller = (async () => {
       let first = true
       while (polling) {
@@ -716,20 +1069,22 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
           const listed = magnetsOf(await response.text()).map(m => hexToBinary(m.infoHash))
           if (listed.length === 0) throw new Error(`no magnets (status ${response.status})`)
           const listedSet = new Set(listed)
-          // Viewers arrive for the next new segment: the current window is history.
-          if (first) for (const h of listed) known.add(h)
+          if (first) {
+            for (const h of listed) known.add(h)
+            startAudience(listed)
+          }
           first = false
           for (const h of listed) {
             if (known.has(h)) continue
             known.add(h)
             segmentsSeen++
-            for (const v of audience.viewers) audience.later(Math.random() * spreadMs, () => audience.join(v, h))
+            for (const v of [...audience.viewers]) audience.later(Math.random() * spreadMs, () => audience.segmentListed(v, h))
             onSegment(segmentsSeen)
           }
           for (const h of [...known]) {
             if (listedSet.has(h)) continue
             known.delete(h)
-            for (const v of audience.viewers) audience.later(Math.random() * spreadMs, () => audience.leave(v, h))
+            for (const v of [...audience.viewers]) audience.later(Math.random() * spreadMs, () => audience.segmentUnlisted(v, h))
           }
         } catch (error) {
           pollErrors++
@@ -739,15 +1094,15 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
       }
     })()
 
-    // Ramp: until RAMP_SEGMENTS new segments have been joined.
-    const rampDeadline = Date.now() + (RAMP_SEGMENTS + 4) * targetSeconds * 1000 + 30_000
+    // Ramp: until rampSegments new segments have been joined.
+    const rampDeadline = Date.now() + (rampSegments + 4) * targetSeconds * 1000 + 30_000
     await new Promise(resolve => {
-      if (RAMP_SEGMENTS === 0) return resolve()
-      onSegment = seen => { if (seen >= RAMP_SEGMENTS) resolve() }
+      if (rampSegments === 0) return resolve()
+      onSegment = seen => { if (seen >= rampSegments) resolve() }
       const check = setInterval(() => { if (Date.now() > rampDeadline) { clearInterval(check); resolve() } }, 1000)
     })
     onSegment = () => {}
-    if (segmentsSeen < RAMP_SEGMENTS) throw new Error(`ramp: only ${segmentsSeen} new segments in the playlist`)
+    if (segmentsSeen < rampSegments) throw new Error(`ramp: only ${segmentsSeen} new segments in the playlist`)
     log(`  ramp done (${segmentsSeen} segments); measuring ${SECONDS} s`)
 
     // Measured window.
@@ -758,6 +1113,8 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
     const generatorAtMeasure = process.cpuUsage()
     const machineAtMeasure = machineTicks()
     const segmentsAtMeasure = segmentsSeen
+    const churnAtMeasure = { ...audience.churned }
+    const meshAtMeasure = audience.meshState()
     const measureStarted = performance.now()
     audience.startMeasuring()
     const statsAtMeasure = statsUrl ? await fetchJson(statsUrl) : null
@@ -784,6 +1141,8 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
     const machineAtEnd = machineTicks()
     loop.disable()
     const segmentsMeasured = segmentsSeen - segmentsAtMeasure
+    const churnMeasured = Object.fromEntries(Object.entries(audience.churned).map(([k, v]) => [k, v - churnAtMeasure[k]]))
+    const meshAtMeasureEnd = audience.meshState()
 
     // Quiet: no new actions, in-flight messages arrive, then the counters.
     polling = false
@@ -794,8 +1153,8 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
     const isolateEnd = await isolateOf()
     const statsEnd = statsUrl ? await fetchJson(statsUrl) : null
 
-    // Scrape check: one viewer asks for the swarms of the window.
-    const window = [...known]
+    // Scrape check: one viewer asks for the swarms of the window (and the stream swarm).
+    const window = streamHash ? [...known, streamHash] : [...known]
     const expected = audience.model(window)
     const scraper = audience.viewers[0]
     const scrape = await new Promise(resolve => {
@@ -844,6 +1203,8 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
       targetSeconds,
       measuredSeconds,
       segmentsMeasured,
+      churnMeasured,
+      mesh: mode === 'mesh' ? { atMeasure: meshAtMeasure, atMeasureEnd: meshAtMeasureEnd } : null,
       pollErrors,
       counts: countsMeasured,
       inPerSecond: countsMeasured.sent / measuredSeconds,
@@ -866,6 +1227,7 @@ async function runOnce (origin, trackerKind, viewerCount, deflate) {
       slowestMsBySecond: audience.slowestBySecond,
       rssMbSeries: rssSeries,
       unansweredAnnounces: audience.unansweredAnnounces(),
+      races: { ...audience.races },
       problems: {
         failures: problems.failures.length,
         closes: problems.closes.length,
@@ -922,14 +1284,16 @@ const origin = await startOrigin({ live: true, listSize: LIST_SIZE })
 const runs = []
 try {
   for (const viewers of VIEWER_COUNTS) {
-    for (const tracker of TRACKERS) {
-      // The npm tracker declines permessage-deflate: one run is all there is.
-      for (const deflate of tracker === 'npm' ? DEFLATES.slice(0, 1) : DEFLATES) {
-        try {
-          runs.push(await runOnce(origin, tracker, viewers, deflate === 'on'))
-        } catch (error) {
-          log(`  run failed: ${error.stack ?? error}`)
-          runs.push({ tracker, viewers, deflateOffered: deflate === 'on', failed: String(error.message ?? error).split('\n')[0] })
+    for (const mode of MODES) {
+      for (const tracker of TRACKERS) {
+        // The npm tracker declines permessage-deflate: one run is all there is.
+        for (const deflate of tracker === 'npm' ? DEFLATES.slice(0, 1) : DEFLATES) {
+          try {
+            runs.push(await runOnce(origin, tracker, viewers, deflate === 'on', mode))
+          } catch (error) {
+            log(`  run failed: ${error.stack ?? error}`)
+            runs.push({ tracker, mode, viewers, deflateOffered: deflate === 'on', failed: String(error.message ?? error).split('\n')[0] })
+          }
         }
       }
     }
@@ -941,14 +1305,16 @@ try {
 const f = (v, d = 1) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : 'n/a')
 const mb = bytes => f(bytes / 2 ** 20, 1)
 const pcts = s => `${f(s.p50)} / ${f(s.p95)} / ${f(s.p99)}`
-const label = r => (r.tracker === 'builtin' ? 'built-in (Durable Object)' : 'npm bittorrent-tracker') +
+const label = r => (r.tracker === 'builtin' ? 'built-in (Durable Object)' : 'npm bittorrent-tracker') + `, ${r.mode}` +
   (r.failed ? '' : r.extensions === 'none' ? ', uncompressed' : `, ${r.extensions.split(';')[0]}`)
 const problemsOf = r => r.problems.failures + r.problems.closes + r.problems.socketErrors + r.problems.surprises + r.problems.scrapeMismatches
 
 console.log(`WebTorrent tracker under load: simulated viewers (one WebSocket each, ws ${JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/ws/package.json'), 'utf8')).version}) on a live feed ` +
-  `(${LIST_SIZE}-segment window); per new segment each viewer announces started with ${OFFERS_MIN}-${OFFERS_MAX} offers (~1.5 KB SDP each), ` +
-  `answers ${Math.round(ANSWER_SHARE * 100)}% of the offers it gets, completed after ${COMPLETE_MIN_MS}-${COMPLETE_MAX_MS} ms, stopped when the segment leaves the window. ` +
-  `${SECONDS} s measured per run after a ${RAMP_SEGMENTS}-segment ramp; ${DIRECT ? 'straight to the worker\'s workerd (--direct)' : 'through wrangler dev\'s port (its dev proxy relays the sockets)'}; ` +
+  `(${LIST_SIZE}-segment window). ` +
+  (MODES.includes('segments') ? `Segments mode: per new segment each viewer announces started with ${OFFERS_MIN}-${OFFERS_MAX} offers (~1.5 KB SDP each), completed after ${COMPLETE_MIN_MS}-${COMPLETE_MAX_MS} ms, stopped when the segment leaves the window. ` : '') +
+  (MODES.includes('mesh') ? `Mesh mode: each viewer announces the stream swarm (started with ${STREAM_SWARM_OFFERS} offers) when it arrives, again at the tracker's interval and at most every ${REDISCOVER_MS / 1000} s after losing a link, and its segments only while it has no link. ` : '') +
+  `Viewers answer ${Math.round(ANSWER_SHARE * 100)}% of the offers they get; churn ${CHURN * 100}% of the audience a minute. ` +
+  `${SECONDS} s measured per run after a ${RAMP_SEGMENTS}-segment ramp (mesh mode: plus ${LIST_SIZE} segments); ${DIRECT ? 'straight to the worker\'s workerd (--direct)' : 'through wrangler dev\'s port (its dev proxy relays the sockets)'}; ` +
   `${os.cpus().length} cores shared by the tracker, the load generator and ffmpeg`)
 console.log('')
 console.log('| tracker | viewers | messages/s in (tracker counted) | messages/s out (tracker counted) | per viewer-minute in / out | offer relay ms p50 / p95 / p99 | answer relay ms p50 / p95 / p99 | announce reply ms p50 / p95 / p99 | failures / closes / socket errors / surprises / scrape mismatches |')
@@ -986,10 +1352,13 @@ for (const r of runs) {
     `received ${JSON.stringify(r.counts.receivedByKind)}; ${f(r.bytesInPerSecond / 1024, 0)} KiB/s in, ${f(r.bytesOutPerSecond / 1024, 0)} KiB/s out; ` +
     `WebSocket extensions ${r.extensions}; whole run, client sent/received ${c.client.sent}/${c.client.received}, tracker counted in/out ${c.tracker ? `${c.tracker.in}/${c.tracker.out}` : 'n/a'}: ${agree}` +
     `; tracker RSS over the window ${r.rssMbSeries[0] ?? 'n/a'} -> ${r.rssMbSeries.at(-1) ?? 'n/a'} MB` +
+    `${r.churnMeasured.departed ? `; churn in the window: ${r.churnMeasured.departed} left (${r.churnMeasured.linksLost} links lost), ${r.churnMeasured.arrived} arrived` : ''}` +
+    `${r.mesh ? `; mesh links per viewer ${f(r.mesh.atMeasure.meanLinks)} -> ${f(r.mesh.atMeasureEnd.meanLinks)}, viewers without a link ${r.mesh.atMeasure.withoutLink} -> ${r.mesh.atMeasureEnd.withoutLink}` : ''}` +
+    `${r.races.answerAfterStopped ? `; answers refused because their offerer had sent stopped first (a race, not an error): ${r.races.answerAfterStopped}` : ''}` +
     `${Object.keys(r.unansweredAnnounces).length ? `; announces without reply ${JSON.stringify(r.unansweredAnnounces)}` : ''}; load average ${r.loadavgAtStart.map(x => x.toFixed(2)).join(' ')} at start`)
   for (const [what, list] of Object.entries(r.problems.samples)) for (const s of list.slice(0, 3)) console.log(`  ${what}: ${JSON.stringify(s).slice(0, 300)}`)
 }
-if (flags.json) writeFileSync(flags.json, JSON.stringify({ options: { VIEWER_COUNTS, SECONDS, TRACKERS, OFFERS_MIN, OFFERS_MAX, ANSWER_SHARE, COMPLETE_MIN_MS, COMPLETE_MAX_MS, RAMP_SEGMENTS, DIRECT, DEFLATES }, runs }, null, 2))
+if (flags.json) writeFileSync(flags.json, JSON.stringify({ options: { VIEWER_COUNTS, SECONDS, TRACKERS, OFFERS_MIN, OFFERS_MAX, ANSWER_SHARE, COMPLETE_MIN_MS, COMPLETE_MAX_MS, RAMP_SEGMENTS, DIRECT, DEFLATES, MODES, CHURN, MAX_PEERS_PER_SWARM }, runs }, null, 2))
 const bad = runs.filter(r => r.failed || problemsOf(r) > 0 || (r.totals.tracker && (r.totals.tracker.in !== r.totals.client.sent || r.totals.tracker.out !== r.totals.client.received)))
 console.log(`- result: ${bad.length ? `${bad.length} run(s) with failures, closes, surprises or disagreeing counts -> FAIL` : 'ok'}`)
 process.exitCode = bad.length ? 1 : 0

@@ -99,6 +99,28 @@ export const MEASURED_TRACKER = {
   sessionMinutes: 30
 }
 
+/**
+ * The same tracker with the viewers in their stream meshes (the page client
+ * since 2026-12-05: no segment announces once a viewer has a link):
+ * `make tracker-load` in `--mode mesh` (docs/scale.md, "Viewers in a stream
+ * mesh"), without churn (run A, 100 viewers, the highest of 100-3,000) and
+ * with 10% of the audience replaced every minute (run B, 600 viewers). A
+ * meshed object has CPU to spare; what sets its viewers is the stream swarm's
+ * peer cap (TRACKER_MAX_PEERS_PER_SWARM, 1,000), so the shards follow the
+ * documented rule, viewers / 600, which leaves room for arrivals.
+ */
+export const MEASURED_TRACKER_MESH = {
+  ...MEASURED_TRACKER,
+  messagesInPerViewerMinute: 3.3,
+  messagesOutPerViewerMinute: 6.1,
+  viewersPerObject: 600
+}
+export const MEASURED_TRACKER_MESH_CHURN = {
+  ...MEASURED_TRACKER_MESH,
+  messagesInPerViewerMinute: 15.4,
+  messagesOutPerViewerMinute: 26.8
+}
+
 /** Spread of viewers, an assumption: active locations and isolates per location. */
 export const DEFAULT_SPREAD = { 1000: 5, 10000: 25, 100000: 100 }
 
@@ -177,7 +199,10 @@ export function trackerModel ({ viewers, segmentSeconds = 2, isolatesMaking = 4,
   const inPerViewerMinute = tracker.messagesInPerViewerMinute * perSegmentRate
   const outPerViewerMinute = tracker.messagesOutPerViewerMinute * perSegmentRate
   const messagesPerSecond = viewers * (inPerViewerMinute + outPerViewerMinute) / 60
-  const viewersPerObject = Math.floor(tracker.objectMessagesPerSecond * tracker.objectHeadroom * 60 / (inPerViewerMinute + outPerViewerMinute))
+  // Viewers one object can relay for within its share of a core, unless
+  // something else sets the number (tracker.viewersPerObject).
+  const viewersPerObject = tracker.viewersPerObject ??
+    Math.floor(tracker.objectMessagesPerSecond * tracker.objectHeadroom * 60 / (inPerViewerMinute + outPerViewerMinute))
   const shards = Math.max(1, Math.ceil(viewers / viewersPerObject))
   const connectsPerMinute = viewers / tracker.sessionMinutes
   // Per new segment: one registration from each isolate making playlists
@@ -201,14 +226,20 @@ export function trackerModel ({ viewers, segmentSeconds = 2, isolatesMaking = 4,
 }
 
 function printTracker (options) {
-  console.log('| viewers of one stream | tracker messages per viewer-minute, in / out | messages/s, all viewers | viewers per object (at ' +
-    `${MEASURED_TRACKER.objectHeadroom * 100}% of ${count(MEASURED_TRACKER.objectMessagesPerSecond)} msg/s) | TRACKER_SHARDS | object requests/month | GB-s/month | $/month: object requests + duration + WebSocket worker requests = total | $ per 1,000 viewer-hours | share of the worker's own cost |`)
-  console.log('|---|---|---|---|---|---|---|---|---|---|')
-  for (const viewers of [1000, 10000, 100000]) {
+  const signalling = [
+    ['outside a mesh', MEASURED_TRACKER],
+    ['in a mesh', MEASURED_TRACKER_MESH],
+    ['in a mesh, 10% churn a minute', MEASURED_TRACKER_MESH_CHURN]
+  ]
+  console.log('| viewers of one stream | signalling | tracker messages per viewer-minute, in / out | messages/s, all viewers | viewers per object (outside a mesh: at ' +
+    `${MEASURED_TRACKER.objectHeadroom * 100}% of ${count(MEASURED_TRACKER.objectMessagesPerSecond)} msg/s; in a mesh: viewers / 600) | TRACKER_SHARDS | object requests/month | GB-s/month | $/month: object requests + duration + WebSocket worker requests = total | $ per 1,000 viewer-hours | share of the worker's own cost |`)
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|')
+  for (const [label, tracker] of signalling) for (const viewers of [1000, 10000, 100000]) {
     const worker = model({ ...options, viewers, cached: true })
-    const t = trackerModel({ viewers, segmentSeconds: options.segmentSeconds, isolatesMaking: worker.locations * worker.isolates })
+    const t = trackerModel({ viewers, segmentSeconds: options.segmentSeconds, isolatesMaking: worker.locations * worker.isolates, tracker })
     const c = t.cost
-    console.log(`| ${count(viewers)} | ${t.inPerViewerMinute.toFixed(0)} / ${t.outPerViewerMinute.toFixed(0)} | ${count(t.messagesPerSecond)} | ${count(t.viewersPerObject)} | ${t.shards} | ` +
+    const perMinute = x => (x < 10 ? x.toFixed(1) : x.toFixed(0))
+    console.log(`| ${count(viewers)} | ${label} | ${perMinute(t.inPerViewerMinute)} / ${perMinute(t.outPerViewerMinute)} | ${count(t.messagesPerSecond)} | ${count(t.viewersPerObject)} | ${t.shards} | ` +
       `${count(t.objectRequestsPerMonth)} | ${count(t.gbSecondsPerMonth)} | ${money(c.objectRequests)} + ${money(c.duration)} + ${money(c.workerRequests)} = **${money(c.total)}** | ` +
       `${money(t.perViewerHour * 1000)} | ${(100 * c.total / worker.cost.total).toFixed(1)}% |`)
   }
