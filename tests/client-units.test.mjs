@@ -7,7 +7,7 @@ import { designatedFetcher } from '../public/_lt/client/segment-delivery.js'
 import { affordableWaitMs, bufferAheadMs } from '../public/_lt/client/playback-clock.js'
 import crypto from 'node:crypto'
 
-import { announcesSegment, offersPerAnnounce, segmentOffers, withoutTrackers } from '../public/_lt/client/offer-budget.js'
+import { announcesSegment, offersPerAnnounce, segmentOffers, streamOffers, takesLink, withoutTrackers } from '../public/_lt/client/offer-budget.js'
 import { streamOf, streamSwarmHash } from '../public/_lt/client/stream-mesh.js'
 
 const PIECE = 100
@@ -59,6 +59,23 @@ test('a segment torrent announces only while the stream mesh has no link', () =>
   assert.equal(announcesSegment({ meshLinks: 0 }), true)
   assert.equal(announcesSegment({ meshLinks: 1 }), false)
   assert.equal(announcesSegment({ meshLinks: 5 }), false)
+})
+
+test('the stream swarm offers for the links it misses, at most five, none once it has those it wants', () => {
+  assert.equal(streamOffers({ links: 0, wanted: 8 }), 5)
+  assert.equal(streamOffers({ links: 5, wanted: 8 }), 3)
+  assert.equal(streamOffers({ links: 7, wanted: 8 }), 1)
+  assert.equal(streamOffers({ links: 8, wanted: 8 }), 0)
+  assert.equal(streamOffers({ links: 12, wanted: 8 }), 0)
+  assert.equal(streamOffers({ links: 0, wanted: 1 }), 1)
+})
+
+test('a stream mesh takes links up to twice those it wants, no more', () => {
+  assert.equal(takesLink({ links: 0, wanted: 1 }), true)
+  assert.equal(takesLink({ links: 1, wanted: 1 }), true)
+  assert.equal(takesLink({ links: 2, wanted: 1 }), false)
+  assert.equal(takesLink({ links: 15, wanted: 8 }), true)
+  assert.equal(takesLink({ links: 16, wanted: 8 }), false)
 })
 
 test('a magnet without its trackers keeps every other parameter as written', () => {

@@ -14,6 +14,13 @@
 // bittorrent-tracker server (scripts/tracker.mjs; TRACKERS=its URL), and with
 // the worker's built-in tracker (TRACKERS unset: the magnets name
 // /_lt/tracker/<stream> on the worker, docs/tracker.md). The origin is shared.
+//
+// A third test bounds the mesh: four P2P viewers with `meshLinks` 1, built-in
+// tracker. A viewer makes offers while it has fewer links than `meshLinks`
+// and takes links up to twice that (public/_lt/client/offer-budget.js), so
+// each holds at most 2 links at every sample (without the bound each links to
+// the other three); each is in the mesh at the end, they share, and every
+// segment body is the origin's file.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
@@ -52,6 +59,15 @@ const MAX_NEW_CONNECTIONS_PER_SEGMENT = 0.3
  * (stopped) of the torrents joined before the mesh had a link.
  */
 const MAX_ANNOUNCES_PER_SEGMENT = 0.5
+
+/** The mesh-bound test: viewers, their meshLinks, and the links each may hold (offer-budget.js MESH_LINK_HEADROOM times meshLinks). */
+const BOUNDED_VIEWERS = 4
+const BOUNDED_MESH_LINKS = 1
+const BOUNDED_MAX_LINKS = 2 * BOUNDED_MESH_LINKS
+/** The last of them watches this long; playback threshold of tests/fail-open.test.mjs, 10 s per 16 s watched. */
+const BOUNDED_WATCH_MS = 45_000
+const BOUNDED_MIN_PLAYED_S = BOUNDED_WATCH_MS / 1000 * 10 / 16
+const BOUNDED_MIN_SEGMENTS = 8
 
 const BUILTIN_TRACKER_URL = /^ws:\/\/127\.0\.0\.1:\d+\/_lt\/tracker\/[0-9a-f]{16}$/
 
@@ -260,3 +276,49 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
   assert.equal(plain.pageP2p, false, 'ltDemo.p2p is false with p2p=0')
   assert.ok(plain.segmentResponses.every(r => !r.fromServiceWorker), 'no service worker answers the plain viewer')
 }
+
+test(`with meshLinks ${BOUNDED_MESH_LINKS}, a viewer holds at most ${BOUNDED_MAX_LINKS} mesh links, and ${BOUNDED_VIEWERS} viewers still share`, { timeout: 5 * 60_000 }, async () => {
+  let worker
+  const viewers = []
+  try {
+    worker = await startWorker({ vars: { UPSTREAM: origin.url } })
+    const registry = {
+      push: viewer => {
+        viewers.push(viewer)
+        allViewers.push(viewer)
+      }
+    }
+    const opened = await Promise.allSettled(Array.from({ length: BOUNDED_VIEWERS }, (_, i) =>
+      sleep(i * JOIN_GAP_MS).then(() => openViewer({
+        workerUrl: worker.url,
+        index: i + 1,
+        registry,
+        firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS,
+        initScript: `window.liveTorrentConfig = { meshLinks: ${BOUNDED_MESH_LINKS} }`
+      }))))
+    assert.deepEqual(opened.filter(o => o.status === 'rejected').map(o => o.reason.message), [], 'every viewer shows a first frame')
+    const bounded = opened.map(o => o.value)
+    await sleep(Math.max(0, bounded.at(-1).firstFrameAt + BOUNDED_WATCH_MS - Date.now()))
+
+    const reports = []
+    for (const viewer of bounded) reports.push(await viewer.finish())
+    for (const [i, viewer] of bounded.entries()) {
+      const report = reports[i]
+      const links = viewer.samples.map(s => s.stats?.meshLinks).filter(Number.isInteger)
+      const { played, overMs } = playedOver(viewer, BOUNDED_WATCH_MS)
+      const s = report.stats
+      console.log(`${describeViewer(report)}; mesh links per sample ${links.join(' ')}; played ${played.toFixed(1)} s in ${(overMs / 1000).toFixed(1)} s`)
+      assert.ok(links.length > 0, `viewer ${report.index}: stats() reports meshLinks`)
+      assert.ok(Math.max(...links) <= BOUNDED_MAX_LINKS,
+        `viewer ${report.index} held at most ${BOUNDED_MAX_LINKS} mesh links (meshLinks ${BOUNDED_MESH_LINKS}): ${links.join(' ')}`)
+      assert.ok(links.at(-1) >= 1, `viewer ${report.index} is in the stream mesh at the end: ${links.join(' ')}`)
+      assert.ok(s.p2pBytes + s.uploadedBytes > 0, `viewer ${report.index} shared: ${describeViewer(report)}`)
+      assert.ok(played >= BOUNDED_MIN_PLAYED_S, `viewer ${report.index} played ${played.toFixed(1)} s in its first ${BOUNDED_WATCH_MS / 1000} s (needs ${BOUNDED_MIN_PLAYED_S})`)
+      assert.ok(report.segments >= BOUNDED_MIN_SEGMENTS, `viewer ${report.index} received ${report.segments} segments (needs ${BOUNDED_MIN_SEGMENTS})`)
+      assert.deepEqual(await mismatchedSegments(report), [], `viewer ${report.index}: every segment received equals the origin's file`)
+    }
+  } finally {
+    await Promise.all(viewers.map(viewer => viewer.close()))
+    await worker?.stop()
+  }
+})

@@ -8,7 +8,7 @@
 //   ready            Promise<boolean>: true once P2P is on, false if it is off
 //                    (the player then simply uses HTTP)
 //   disabled         why P2P is off, or null
-//   stats()          { p2pBytes, httpBytes, directHttpBytes, uploadedBytes, peers, torrents, segments, rejectedPieces }
+//   stats()          { p2pBytes, httpBytes, directHttpBytes, uploadedBytes, peers, meshLinks, torrents, segments, rejectedPieces }
 //                    (httpBytes includes directHttpBytes: segments the player
 //                    fetched without the client, e.g. before the service
 //                    worker took control)
@@ -54,7 +54,11 @@ const liveTorrent = {
   config,
   disabled: null,
   ready: null,
-  stats: () => stats.snapshot(swarms ? swarms.peerCount() : 0, swarms ? swarms.segments.size : 0),
+  stats: () => stats.snapshot({
+    peers: swarms ? swarms.peerCount() : 0,
+    meshLinks: swarms ? swarms.meshLinkCount() : 0,
+    torrents: swarms ? swarms.segments.size : 0
+  }),
   on (type, fn) {
     const wrapped = event => fn(event.detail)
     listeners.set(fn, wrapped)
@@ -75,7 +79,7 @@ async function loadClient (clock) {
     import('./client/segment-swarms.js'),
     import('./client/segment-delivery.js')
   ])
-  swarms = new SegmentSwarms({ iceServers: config.iceServers, maxTorrents: config.maxTorrents, maxOffersPerAnnounce: config.maxOffersPerAnnounce, stats })
+  swarms = new SegmentSwarms({ iceServers: config.iceServers, maxTorrents: config.maxTorrents, maxOffersPerAnnounce: config.maxOffersPerAnnounce, meshLinks: config.meshLinks, stats })
   const delivery = new SegmentDelivery({ swarms, clock, stats, config })
   return { swarms, delivery }
 }

@@ -14,6 +14,10 @@ const DEFAULTS = {
   // WebRTC offers a segment's announce may carry (WebTorrent's tracker
   // client allows 5): each is a peer connection set up for that segment.
   maxOffersPerAnnounce: 5,
+  // Links wanted in a stream's mesh (stream-mesh.js): the stream swarm makes
+  // offers while it has fewer, and takes links up to twice as many. Each
+  // link costs a data channel and a WebTorrent wire per segment.
+  meshLinks: 8,
   // CSS selector of the media element whose buffer sets the deadlines.
   media: 'video',
   serviceWorkerUrl: '/_lt/sw.js',

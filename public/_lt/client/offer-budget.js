@@ -1,5 +1,5 @@
-// Whether a segment torrent announces to the tracker, and how many WebRTC
-// offers its announce carries.
+// Whether a segment torrent announces to the tracker, how many WebRTC offers
+// an announce carries, and how many links a stream's mesh takes.
 
 /**
  * WebTorrent's WebSocket tracker client makes at most 5 WebRTC offers per
@@ -47,6 +47,30 @@ export function announcesSegment ({ meshLinks }) {
  */
 export function segmentOffers ({ meshLinks, connectedPeers, max = MAX_OFFERS_PER_ANNOUNCE }) {
   return announcesSegment({ meshLinks }) ? offersPerAnnounce(connectedPeers, max) : 0
+}
+
+/**
+ * A stream mesh takes links up to this many times the links it wants: a
+ * viewer that has what it wants makes no more offers but still takes those
+ * of viewers who join later, until it has this many.
+ */
+export const MESH_LINK_HEADROOM = 2
+
+/**
+ * Offers for an announce of the stream swarm: up to what is missing of the
+ * `wanted` links, at most MAX_OFFERS_PER_ANNOUNCE, none once it has them.
+ * WebTorrent caps only TCP and uTP peers, and each announce (at the
+ * tracker's interval, and after a lost link) made 5 offers, so a viewer of a
+ * large audience ended up linked to everyone (bench/tracker-load.mjs, mesh
+ * mode with churn: 14 to 31 links a viewer within a minute).
+ */
+export function streamOffers ({ links, wanted }) {
+  return links < wanted ? Math.min(MAX_OFFERS_PER_ANNOUNCE, wanted - links) : 0
+}
+
+/** Whether a stream mesh with `links` links takes one more. */
+export function takesLink ({ links, wanted }) {
+  return links < MESH_LINK_HEADROOM * wanted
 }
 
 /**

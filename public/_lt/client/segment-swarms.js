@@ -177,13 +177,14 @@ export class SegmentTorrent {
 }
 
 export class SegmentSwarms {
-  constructor ({ iceServers, maxTorrents, maxOffersPerAnnounce, stats }) {
+  constructor ({ iceServers, maxTorrents, maxOffersPerAnnounce, meshLinks, stats }) {
     const tracker = iceServers ? { rtcConfig: { iceServers } } : {}
     this.client = new WebTorrent({ dht: false, lsd: false, utp: false, webSeeds: false, tracker })
     this.client.on('error', err => console.warn('live-torrent: WebTorrent error', err))
     this.client.on('upload', bytes => stats.uploaded(bytes))
     this.maxTorrents = maxTorrents
     this.maxOffersPerAnnounce = maxOffersPerAnnounce
+    this.meshLinks = meshLinks
     this.stats = stats
     /** segment key (URL, plus #bytes=first-last for a range) -> SegmentTorrent, in the order listed. */
     this.segments = new Map()
@@ -208,7 +209,8 @@ export class SegmentSwarms {
         stream,
         segmentFor: infoHash => [...this.segments.values()].find(s => s.infoHash === infoHash) || null,
         segments: () => [...this.segments.values()].filter(s => s.mesh === this.meshes.get(stream.key)),
-        refuse: peerId => this.bannedPeers.has(peerId)
+        refuse: peerId => this.bannedPeers.has(peerId),
+        wantedLinks: this.meshLinks
       }))
     }
     return this.meshes.get(stream.key)
@@ -311,6 +313,13 @@ export class SegmentSwarms {
 
   peerCount () {
     return this.peerIds().length
+  }
+
+  /** Links in the stream meshes now. */
+  meshLinkCount () {
+    let links = 0
+    for (const mesh of this.meshes.values()) links += mesh.linkCount
+    return links
   }
 
   destroy () {

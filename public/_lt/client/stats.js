@@ -41,14 +41,18 @@ export class ClientStats extends EventTarget {
     this.rejectedPieces += 1
   }
 
-  /** `peers`: distinct peers connected now; `torrents`: segment torrents held now (the window). */
-  snapshot (peers, torrents) {
+  /**
+   * `peers`: distinct peers connected now; `meshLinks`: links in the stream
+   * meshes now; `torrents`: segment torrents held now (the window).
+   */
+  snapshot ({ peers, meshLinks, torrents }) {
     return {
       p2pBytes: this.p2pBytes,
       httpBytes: this.httpBytes,
       directHttpBytes: this.directHttpBytes,
       uploadedBytes: this.uploadedBytes,
       peers,
+      meshLinks,
       torrents,
       segments: this.segments,
       rejectedPieces: this.rejectedPieces

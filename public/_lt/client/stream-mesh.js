@@ -15,10 +15,15 @@
 // the contract. A segment torrent joined while the mesh has a link makes no
 // tracker announce at all; one joined while it has none announces, with
 // offers, and meets the other viewers outside a mesh in the segment's swarm
-// (offer-budget.js).
+// (offer-budget.js). A viewer keeps a bounded number of links: its stream
+// swarm makes offers while it has fewer than it wants, and takes links up to
+// twice as many (offer-budget.js streamOffers, takesLink); without a bound
+// every announce's offers added links until a viewer of a large audience was
+// linked to everyone, each link a data channel and a wire per segment.
 import { DataChannelConnection } from './data-channel-connection.js'
 import { sha1Hex } from './http-fallback.js'
 import MemoryChunkStore from './memory-chunk-store.js'
+import { streamOffers, takesLink } from './offer-budget.js'
 
 const CHANNEL_PREFIX = 'lt-segment:'
 /** How long a channel for a segment we have not joined (yet) is kept. */
@@ -81,11 +86,13 @@ export class StreamMesh {
    * `client`: the WebTorrent client; `stream`: streamOf(...);
    * `segmentFor(infoHash)`: the SegmentTorrent joined for it, or null;
    * `segments()`: every SegmentTorrent held; `refuse(peerId)`: true for a
-   * banned peer.
+   * banned peer; `wantedLinks`: the links it makes offers for (the
+   * `meshLinks` setting).
    */
-  constructor ({ client, stream, segmentFor, segments, refuse }) {
+  constructor ({ client, stream, segmentFor, segments, refuse, wantedLinks }) {
     this.client = client
     this.stream = stream
+    this.wantedLinks = wantedLinks
     this.segmentFor = segmentFor
     this.segments = segments
     this.refuse = refuse
@@ -110,7 +117,12 @@ export class StreamMesh {
   start (infoHash) {
     if (this.destroyed) return
     const magnet = `magnet:?xt=urn:btih:${infoHash}&${this.stream.trackers.map(t => `tr=${encodeURIComponent(t)}`).join('&')}`
-    this.torrent = this.client.add(magnet, { store: MemoryChunkStore, storeCacheSlots: 0, destroyStoreOnDestroy: true })
+    this.torrent = this.client.add(magnet, {
+      store: MemoryChunkStore,
+      storeCacheSlots: 0,
+      destroyStoreOnDestroy: true,
+      getAnnounceOpts: () => ({ numwant: streamOffers({ links: this.links.size, wanted: this.wantedLinks }) })
+    })
     this.torrent.on('error', err => console.warn('live-torrent: stream swarm error', err))
     this.torrent.on('wire', wire => {
       if (wire.peerId) this.onWire(wire)
@@ -183,13 +195,15 @@ export class StreamMesh {
     // reached it): the older one stays. Should both ends each keep a
     // different one, both close and the lost link brings a new announce.
     if (this.links.has(remote)) return wire.destroy()
+    // A mesh with all the links it takes refuses more; the other end looks elsewhere.
+    if (!takesLink({ links: this.links.size, wanted: this.wantedLinks })) return wire.destroy()
     this.links.set(remote, pc)
     // simple-peer took its own channel at connection time; later channels are ours.
     pc.ondatachannel = event => this.onChannel(remote, event.channel)
     wire.once('close', () => {
       if (this.links.get(remote) !== pc) return
       this.links.delete(remote)
-      this.rediscover()
+      if (streamOffers({ links: this.links.size, wanted: this.wantedLinks }) > 0) this.rediscover()
     })
     for (const segment of this.segments()) this.openChannel(remote, pc, segment)
   }
