@@ -36,9 +36,10 @@
 //     stream_swarm_hash. The worker registers it with the segments.
 //   - arrival: the audience arrives spread uniformly over --ramp-segments
 //     target durations (sockets are opened before, to measure them apart). An
-//     arriving viewer announces the stream swarm `started` with 5 offers
-//     (WebTorrent asks numwant 50 for that torrent, bittorrent-tracker makes
-//     min(numwant, 5) offers and sends numwant 5), then joins every segment
+//     arriving viewer announces the stream swarm `started` with the client's
+//     offers for it (offer-budget.js streamOffers: what it misses of
+//     --mesh-links links, at most 5, as bittorrent-tracker makes at most 5),
+//     then joins every segment
 //     of the window it finds (the client joins all that its first playlist
 //     lists) while it has no link, so it announces them.
 //   - a link: a stream-swarm offer that is answered; both ends have the link
@@ -50,7 +51,7 @@
 //   - segments: a segment listed while the viewer has at least one link is
 //     not announced at all (offer-budget.js announcesSegment). One listed while
 //     it has none is announced as in segments mode, but with the client's
-//     budget of offers, max(1, min(5, links + 1)), i.e. 1 (--offers is for
+//     budget of offers (offersPerAnnounce: links + 1, at most 5), i.e. 1 (--offers is for
 //     segments mode only); such a segment goes on announcing after a link
 //     appears (`completed`, `stopped`, as the client's torrent keeps its
 //     trackers). A viewer that loses every link announces new segments again.
@@ -62,12 +63,12 @@
 //   - re-announce: bittorrent-tracker (re)starts its interval timer at every
 //     reply naming an interval (the built-in tracker says 120 s,
 //     ANNOUNCE_INTERVAL_SECONDS in src/tracker.rs) and then announces with no
-//     event and 5 offers. An audience that has been watching for a while has
+//     event and the offers above. An audience that has been watching for a while has
 //     these timers out of phase, so a viewer of the initial audience sets its
 //     first one at a random point of the interval after its first reply; a
 //     churn arrival waits the full interval.
 //   - a lost link (its peer left): the stream swarm announces again (no event,
-//     5 offers) at most once per 10 s (REDISCOVER_MS, stream-mesh.js
+//     the offers above) at most once per 10 s (REDISCOVER_MS, stream-mesh.js
 //     rediscover), which also restarts the interval timer.
 //   - --churn F: every second F/60 of the audience (fractions carried over)
 //     leaves, each replaced at once by a new viewer on a new socket that
@@ -77,10 +78,14 @@
 //     the tracker drops a closed socket's memberships itself). Its peers lose
 //     their link to it. Churn applies to segments mode too (a new viewer
 //     announces the window it finds), where no link is kept.
-//   - no cap on links: webtorrent 2.8.5's maxConns (55) only holds back
-//     TCP/uTP peers (torrent.js _drain); a WebRTC peer from an offer or an
-//     answer is added whatever the count. So each re-announce can add up to 5
-//     links, and a departure costs more rediscoveries the longer a run lasts.
+//   - links are bounded as the client bounds them (webtorrent 2.8.5's
+//     maxConns only holds back TCP/uTP peers): a viewer makes offers while it
+//     has fewer than --mesh-links links (streamOffers), and an answered offer
+//     makes no link when either end already has twice that (takesLink); the
+//     other end then rediscovers. A lost link rediscovers only while the
+//     viewer has fewer than it wants. --mesh-links 0 lifts the bound, as the
+//     client was before it (5 offers at every stream announce, every link
+//     taken).
 //   - a refused `started` (a full swarm) leaves the viewer outside that
 //     swarm; for the stream swarm it then has no link and announces its
 //     segments. Not modelled: bittorrent-tracker's default 30 s re-announce,
@@ -154,13 +159,15 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 
+import { readConfig } from '../public/_lt/client/config.js'
+import { offersPerAnnounce, streamOffers, takesLink } from '../public/_lt/client/offer-budget.js'
 import { startOrigin } from '../scripts/origin.mjs'
 import { REPO_ROOT, sleep, startWorker } from '../tests/support/harness.mjs'
 import { magnetsOf } from '../tests/support/torrents.mjs'
 import { percentile } from './percentile.mjs'
 
 const USAGE = `usage: node bench/tracker-load.mjs [--viewers 300[,600...]] [--seconds 60] [--tracker builtin[,npm]]
-       [--mode segments[,mesh]] [--churn 0] [--offers 2-5] [--answer-share 0.5] [--complete-ms 300-1500]
+       [--mode segments[,mesh]] [--mesh-links 8] [--churn 0] [--offers 2-5] [--answer-share 0.5] [--complete-ms 300-1500]
        [--ramp-segments 6] [--max-peers-per-swarm N] [--deflate on[,off]] [--direct] [--json FILE] [--log]
 
   --viewers N[,N...]  simulated viewers (WebSockets) per run, 1..${5000}; one run each (default 300)
@@ -169,6 +176,9 @@ const USAGE = `usage: node bench/tracker-load.mjs [--viewers 300[,600...]] [--se
                       scripts/tracker.mjs in its own process); one run each per viewer count
   --mode M[,M...]     segments: every viewer announces every segment (the client before
                       2026-12-05; default); mesh: the stream mesh client (header comment); one run each
+  --mesh-links N      mesh mode: the client's meshLinks (default its default, 8): offers
+                      while a viewer has fewer links, links taken up to twice as many;
+                      0: unbounded, as the client was before the bound
   --churn F           share of the audience that leaves per minute, replaced by as many new
                       viewers, 0..1 (default 0)
   --offers A-B        segments mode: offers per started announce, uniform in A..B (default 2-5)
@@ -197,10 +207,8 @@ const SAMPLE_EVERY_MS = 1_000
 /** WebTorrent's tracker client gives up on an unanswered offer after 50 s. */
 const OFFER_TIMEOUT_MS = 50_000
 const ANSWER_DELAY_MS = 20
-/** bittorrent-tracker's WebSocket client: offers = min(numwant, 5); WebTorrent asks numwant 50 for the stream swarm. */
-const STREAM_SWARM_OFFERS = 5
-/** public/_lt/client/offer-budget.js MAX_OFFERS_PER_ANNOUNCE. */
-const MAX_OFFERS_PER_ANNOUNCE = 5
+/** Before the bound on links: bittorrent-tracker's at most 5 offers, for WebTorrent's numwant 50. */
+const UNBOUNDED_STREAM_OFFERS = 5
 /** public/_lt/client/stream-mesh.js: a lost link re-announces the stream swarm at most this often. */
 const REDISCOVER_MS = 10_000
 /**
@@ -238,6 +246,7 @@ const { values: flags } = parseArgs({
     'ramp-segments': { type: 'string' },
     mode: { type: 'string' },
     churn: { type: 'string' },
+    'mesh-links': { type: 'string' },
     'max-peers-per-swarm': { type: 'string' },
     direct: { type: 'boolean' },
     deflate: { type: 'string' },
@@ -277,6 +286,9 @@ const MODES = String(flags.mode ?? 'segments').split(',').map(s => s.trim())
 if (MODES.length === 0 || !MODES.every(m => m === 'segments' || m === 'mesh')) fail('--mode: segments and/or mesh')
 const CHURN = Number(flags.churn ?? 0)
 if (!(CHURN >= 0 && CHURN <= 1)) fail('--churn: 0..1')
+/** The client's meshLinks (its default unless given); 0: links unbounded, as before the bound. */
+const MESH_LINKS = Number(flags['mesh-links'] ?? readConfig(null, {}).meshLinks)
+if (!(Number.isInteger(MESH_LINKS) && MESH_LINKS >= 0 && MESH_LINKS <= 1000)) fail('--mesh-links: 0..1000')
 const MAX_PEERS_PER_SWARM = flags['max-peers-per-swarm'] === undefined ? null : Number(flags['max-peers-per-swarm'])
 if (MAX_PEERS_PER_SWARM !== null && !(Number.isInteger(MAX_PEERS_PER_SWARM) && MAX_PEERS_PER_SWARM >= 2 && MAX_PEERS_PER_SWARM <= 100_000)) fail('--max-peers-per-swarm: 2..100000')
 const DIRECT = flags.direct ?? false
@@ -609,7 +621,10 @@ function createAudience ({ n, trackerUrl, deflate, mode, streamHash, window }) {
   /** Whether a segment listed now is announced: always in segments mode; in mesh mode only without a link (offer-budget.js). */
   const announcesSegment = viewer => mode === 'segments' || viewer.links.size === 0
   /** Offers of a segment's started: --offers in segments mode; the client's budget (offersPerAnnounce: links + 1, at most 5) in mesh mode. */
-  const segmentOfferCount = viewer => (mode === 'segments' ? randomInt(OFFERS_MIN, OFFERS_MAX) : Math.max(1, Math.min(MAX_OFFERS_PER_ANNOUNCE, viewer.links.size + 1)))
+  const segmentOfferCount = viewer => (mode === 'segments' ? randomInt(OFFERS_MIN, OFFERS_MAX) : offersPerAnnounce(viewer.links.size))
+  /** Offers of a stream-swarm announce (stream-mesh.js getAnnounceOpts), and whether a viewer takes one more link (onWire). */
+  const streamOfferCount = viewer => (MESH_LINKS ? streamOffers({ links: viewer.links.size, wanted: MESH_LINKS }) : UNBOUNDED_STREAM_OFFERS)
+  const takesMoreLinks = viewer => !MESH_LINKS || takesLink({ links: viewer.links.size, wanted: MESH_LINKS })
 
   /** A segment the playlist lists: `started` with offers, `completed` a moment later. */
   function segmentListed (viewer, infoHash) {
@@ -645,14 +660,14 @@ function createAudience ({ n, trackerUrl, deflate, mode, streamHash, window }) {
 
   /**
    * The stream swarm's announce: `started` when the viewer arrives, 'update'
-   * at the tracker's interval and to rediscover; bittorrent-tracker makes
-   * min(numwant, 5) offers and WebTorrent asks numwant 50 for this torrent.
+   * at the tracker's interval and to rediscover, with the offers the client
+   * makes for it (streamOfferCount).
    */
   function announceStream (viewer, event) {
     if (closing || viewer.departed) return
     if (event === 'started') viewer.swarms.set(streamHash, { completed: false })
-    const offers = makeOffers(viewer, streamHash, STREAM_SWARM_OFFERS)
-    announce(viewer, streamHash, event, { numwant: STREAM_SWARM_OFFERS, offers })
+    const count = streamOfferCount(viewer)
+    announce(viewer, streamHash, event, { numwant: count, offers: makeOffers(viewer, streamHash, count) })
   }
 
   /** bittorrent-tracker restarts its interval timer at every reply that names an interval. */
@@ -675,9 +690,17 @@ function createAudience ({ n, trackerUrl, deflate, mode, streamHash, window }) {
     })
   }
 
-  /** An answered stream-swarm offer: both ends keep the link (a second one to the same peer is dropped, as onWire does). */
+  /**
+   * An answered stream-swarm offer: both ends keep the link (a second one to
+   * the same peer is dropped, as onWire does), unless one of them already
+   * has all the links it takes; the other then looks elsewhere.
+   */
   function link (a, b) {
-    if (!b || a === b || a.departed || b.departed) return
+    if (!b || a === b || a.departed || b.departed || a.links.has(b.index)) return
+    if (!takesMoreLinks(a) || !takesMoreLinks(b)) {
+      for (const end of [a, b]) if (streamOfferCount(end) > 0) rediscover(end)
+      return
+    }
     a.links.add(b.index)
     b.links.add(a.index)
   }
@@ -705,7 +728,7 @@ function createAudience ({ n, trackerUrl, deflate, mode, streamHash, window }) {
       const peer = everyone[index]
       peer.links.delete(viewer.index)
       churned.linksLost++
-      rediscover(peer)
+      if (streamOfferCount(peer) > 0) rediscover(peer)
     }
     viewer.links.clear()
     viewers.splice(viewers.indexOf(viewer), 1)
@@ -1312,7 +1335,7 @@ const problemsOf = r => r.problems.failures + r.problems.closes + r.problems.soc
 console.log(`WebTorrent tracker under load: simulated viewers (one WebSocket each, ws ${JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/ws/package.json'), 'utf8')).version}) on a live feed ` +
   `(${LIST_SIZE}-segment window). ` +
   (MODES.includes('segments') ? `Segments mode: per new segment each viewer announces started with ${OFFERS_MIN}-${OFFERS_MAX} offers (~1.5 KB SDP each), completed after ${COMPLETE_MIN_MS}-${COMPLETE_MAX_MS} ms, stopped when the segment leaves the window. ` : '') +
-  (MODES.includes('mesh') ? `Mesh mode: each viewer announces the stream swarm (started with ${STREAM_SWARM_OFFERS} offers) when it arrives, again at the tracker's interval and at most every ${REDISCOVER_MS / 1000} s after losing a link, and its segments only while it has no link. ` : '') +
+  (MODES.includes('mesh') ? `Mesh mode: each viewer announces the stream swarm (started with offers for the links it misses of ${MESH_LINKS || 'unbounded'}, at most 5; links taken up to ${MESH_LINKS ? 2 * MESH_LINKS : 'any number'}) when it arrives, again at the tracker's interval and at most every ${REDISCOVER_MS / 1000} s after losing a link, and its segments only while it has no link. ` : '') +
   `Viewers answer ${Math.round(ANSWER_SHARE * 100)}% of the offers they get; churn ${CHURN * 100}% of the audience a minute. ` +
   `${SECONDS} s measured per run after a ${RAMP_SEGMENTS}-segment ramp (mesh mode: plus ${LIST_SIZE} segments); ${DIRECT ? 'straight to the worker\'s workerd (--direct)' : 'through wrangler dev\'s port (its dev proxy relays the sockets)'}; ` +
   `${os.cpus().length} cores shared by the tracker, the load generator and ffmpeg`)

@@ -101,24 +101,25 @@ export const MEASURED_TRACKER = {
 
 /**
  * The same tracker with the viewers in their stream meshes (the page client
- * since 2026-12-05: no segment announces once a viewer has a link):
- * `make tracker-load` in `--mode mesh` (docs/scale.md, "Viewers in a stream
- * mesh"), without churn (run A, 100 viewers, the highest of 100-3,000) and
- * with 10% of the audience replaced every minute (run B, 600 viewers). A
+ * since 2026-12-05: no segment announces once a viewer has a link; links
+ * bounded, meshLinks 8): `make tracker-load` in `--mode mesh` (docs/scale.md,
+ * "Viewers in a stream mesh"), without churn (run A′, the highest of 100-600
+ * viewers) and with 10% of the audience replaced every minute (run B′, 600
+ * viewers). A
  * meshed object has CPU to spare; what sets its viewers is the stream swarm's
  * peer cap (TRACKER_MAX_PEERS_PER_SWARM, 1,000), so the shards follow the
  * documented rule, viewers / 600, which leaves room for arrivals.
  */
 export const MEASURED_TRACKER_MESH = {
   ...MEASURED_TRACKER,
-  messagesInPerViewerMinute: 3.3,
-  messagesOutPerViewerMinute: 6.1,
+  messagesInPerViewerMinute: 0.5,
+  messagesOutPerViewerMinute: 0.7,
   viewersPerObject: 600
 }
 export const MEASURED_TRACKER_MESH_CHURN = {
   ...MEASURED_TRACKER_MESH,
-  messagesInPerViewerMinute: 15.4,
-  messagesOutPerViewerMinute: 26.8
+  messagesInPerViewerMinute: 4.1,
+  messagesOutPerViewerMinute: 5.8
 }
 
 /** Spread of viewers, an assumption: active locations and isolates per location. */
