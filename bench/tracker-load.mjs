@@ -150,7 +150,7 @@
 //       make tracker-load TRACKER_LOAD_ARGS='--mode mesh --answer-share 1 --viewers 100,300,600'
 //       node bench/tracker-load.mjs --help
 import { execFileSync, spawn } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -161,6 +161,7 @@ import WebSocket from 'ws'
 
 import { readConfig } from '../public/_lt/client/config.js'
 import { offersPerAnnounce, streamOffers, takesLink } from '../public/_lt/client/offer-budget.js'
+import { REDISCOVER_MS, streamOf, streamSwarmHash } from '../public/_lt/client/stream-mesh.js'
 import { startOrigin } from '../scripts/origin.mjs'
 import { REPO_ROOT, sleep, startWorker } from '../tests/support/harness.mjs'
 import { magnetsOf } from '../tests/support/torrents.mjs'
@@ -209,8 +210,6 @@ const OFFER_TIMEOUT_MS = 50_000
 const ANSWER_DELAY_MS = 20
 /** Before the bound on links: bittorrent-tracker's at most 5 offers, for WebTorrent's numwant 50. */
 const UNBOUNDED_STREAM_OFFERS = 5
-/** public/_lt/client/stream-mesh.js: a lost link re-announces the stream swarm at most this often. */
-const REDISCOVER_MS = 10_000
 /**
  * A segment's `stopped` comes at least this long after its `started`: answers
  * to its offers (0-20 ms, plus the relay) reach the tracker first. The client
@@ -981,14 +980,12 @@ async function fetchJson (url) {
 }
 
 /**
- * The stream swarm's info-hash (binary) for a viewer of `playlistUrl` whose
- * magnets name `trackerUrl`: stream-mesh.js streamOf and streamSwarmHash.
+ * The stream swarm's info-hash (binary, as WebTorrent sends it) for a viewer
+ * of `playlistUrl` whose magnets name `trackerUrl`, as the client finds it.
  */
-function streamSwarmHashOf (trackerUrl, playlistUrl) {
-  const builtin = /\/_lt\/tracker\/([0-9a-f]{16})$/.exec(trackerUrl)
-  const url = new URL(playlistUrl)
-  const key = builtin ? builtin[1] : `${url.origin}${url.pathname}`
-  return createHash('sha1').update(`live-torrent stream swarm ${key}`).digest('latin1')
+async function streamSwarmHashOf (trackerUrl, playlistUrl) {
+  const { key } = streamOf(`magnet:?tr=${encodeURIComponent(trackerUrl)}`, playlistUrl)
+  return Buffer.from(await streamSwarmHash(key), 'hex').toString('latin1')
 }
 
 async function runOnce (origin, trackerKind, viewerCount, deflate, mode) {
@@ -1046,7 +1043,7 @@ async function runOnce (origin, trackerKind, viewerCount, deflate, mode) {
     // Sockets, CONNECT_BATCH at a time.
     /** The info-hashes the playlist lists now (the poller's view). */
     const known = new Set()
-    const streamHash = mode === 'mesh' ? streamSwarmHashOf(trackerUrl, playlistUrl) : null
+    const streamHash = mode === 'mesh' ? await streamSwarmHashOf(trackerUrl, playlistUrl) : null
     audience = createAudience({ n: viewerCount, trackerUrl, deflate, mode, streamHash, window: () => [...known] })
     const connectStarted = performance.now()
     for (let i = 0; i < viewerCount; i += CONNECT_BATCH) {

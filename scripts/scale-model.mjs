@@ -105,8 +105,7 @@ export const MEASURED_TRACKER = {
  * bounded, meshLinks 8): `make tracker-load` in `--mode mesh` (docs/scale.md,
  * "Viewers in a stream mesh"), without churn (run A′, the highest of 100-600
  * viewers) and with 10% of the audience replaced every minute (run B′, 600
- * viewers). A
- * meshed object has CPU to spare; what sets its viewers is the stream swarm's
+ * viewers). A meshed object has CPU to spare; what sets its viewers is the stream swarm's
  * peer cap (TRACKER_MAX_PEERS_PER_SWARM, 1,000), so the shards follow the
  * documented rule, viewers / 600, which leaves room for arrivals.
  */
@@ -233,13 +232,13 @@ function printTracker (options) {
     ['in a mesh, 10% churn a minute', MEASURED_TRACKER_MESH_CHURN]
   ]
   console.log('| viewers of one stream | signalling | tracker messages per viewer-minute, in / out | messages/s, all viewers | viewers per object (outside a mesh: at ' +
-    `${MEASURED_TRACKER.objectHeadroom * 100}% of ${count(MEASURED_TRACKER.objectMessagesPerSecond)} msg/s; in a mesh: viewers / 600) | TRACKER_SHARDS | object requests/month | GB-s/month | $/month: object requests + duration + WebSocket worker requests = total | $ per 1,000 viewer-hours | share of the worker's own cost |`)
+    `${MEASURED_TRACKER.objectHeadroom * 100}% of ${count(MEASURED_TRACKER.objectMessagesPerSecond)} msg/s; in a mesh: viewers / ${MEASURED_TRACKER_MESH.viewersPerObject}) | TRACKER_SHARDS | object requests/month | GB-s/month | $/month: object requests + duration + WebSocket worker requests = total | $ per 1,000 viewer-hours | share of the worker's own cost |`)
   console.log('|---|---|---|---|---|---|---|---|---|---|---|')
+  const perMinute = x => (x < 10 ? x.toFixed(1) : x.toFixed(0))
   for (const [label, tracker] of signalling) for (const viewers of [1000, 10000, 100000]) {
     const worker = model({ ...options, viewers, cached: true })
     const t = trackerModel({ viewers, segmentSeconds: options.segmentSeconds, isolatesMaking: worker.locations * worker.isolates, tracker })
     const c = t.cost
-    const perMinute = x => (x < 10 ? x.toFixed(1) : x.toFixed(0))
     console.log(`| ${count(viewers)} | ${label} | ${perMinute(t.inPerViewerMinute)} / ${perMinute(t.outPerViewerMinute)} | ${count(t.messagesPerSecond)} | ${count(t.viewersPerObject)} | ${t.shards} | ` +
       `${count(t.objectRequestsPerMonth)} | ${count(t.gbSecondsPerMonth)} | ${money(c.objectRequests)} + ${money(c.duration)} + ${money(c.workerRequests)} = **${money(c.total)}** | ` +
       `${money(t.perViewerHour * 1000)} | ${(100 * c.total / worker.cost.total).toFixed(1)}% |`)

@@ -35,7 +35,7 @@ const MAX_EARLY_BYTES = 64 * 1024
  * after the last such announce at the soonest, instead of at the tracker's
  * interval (120 s).
  */
-const REDISCOVER_MS = 10000
+export const REDISCOVER_MS = 10000
 /**
  * The stream swarm is the only torrent of a viewer in the mesh that talks to
  * the tracker, so a lost tracker socket (a restart of the tracker, a deploy)
@@ -143,6 +143,11 @@ export class StreamMesh {
     return (this.torrent?.discovery?.tracker?._trackers ?? []).filter(t => typeof t._openSocket === 'function')
   }
 
+  /** The tracker sockets lost and waiting for bittorrent-tracker's reconnect timer. */
+  lostTrackerSockets () {
+    return this.trackerSockets().filter(t => t.reconnecting && t.destroyed)
+  }
+
   /** Reopens lost tracker sockets soon (see TRACKER_CHECK_MS); once one is up, it announces again. */
   checkTrackerSockets () {
     if (this.destroyed || this.rejoinTimer) return
@@ -159,12 +164,12 @@ export class StreamMesh {
       return
     }
     this.trackerUpSince = null
-    if (!sockets.some(t => t.reconnecting && t.destroyed)) return // a new socket is opening
+    if (this.lostTrackerSockets().length === 0) return // a new socket is opening
     const spread = Math.min(TRACKER_REJOIN_SPREAD_MS * 2 ** this.rejoinAttempts, TRACKER_REJOIN_MAX_MS)
     this.rejoinTimer = setTimeout(() => {
       this.rejoinTimer = null
       if (this.destroyed) return
-      const lost = this.trackerSockets().filter(t => t.reconnecting && t.destroyed)
+      const lost = this.lostTrackerSockets()
       if (lost.length) this.rejoinAttempts += 1
       for (const tracker of lost) {
         // Once connected it announces: it is still marked reconnecting.
