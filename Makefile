@@ -53,7 +53,7 @@ build/index.js: $(RUST_SOURCES)
 	@touch $@
 
 # Third-party browser bundles are copied from node_modules, never committed.
-VENDOR_BUNDLES := public/_lt/vendor/hls.min.js public/_lt/vendor/webtorrent.min.js public/_lt/vendor/streamx.js
+VENDOR_BUNDLES := public/_lt/vendor/hls.min.js public/_lt/vendor/webtorrent.min.js public/_lt/vendor/bencode.js
 assets: $(VENDOR_BUNDLES)
 
 public/_lt/vendor/hls.min.js: node_modules/hls.js/dist/hls.min.js
@@ -64,9 +64,10 @@ public/_lt/vendor/webtorrent.min.js: node_modules/webtorrent/dist/webtorrent.min
 	@mkdir -p $(@D)
 	cp $< $@
 
-# streamx ships no browser bundle: esbuild builds one (an ES module whose
-# default export is the package) for the client's data-channel connections.
-public/_lt/vendor/streamx.js: node_modules/streamx/index.js node_modules/events/events.js
+# bencode ships no browser bundle: esbuild builds one (an ES module whose
+# default export is the package); the mesh exchange reads a segment's
+# .torrent with it (mesh-segment.js).
+public/_lt/vendor/bencode.js: node_modules/bencode/index.js
 	@mkdir -p $(@D)
 	$(ESBUILD_BIN) $< --bundle --format=esm --platform=browser --minify --log-level=warning --outfile=$@
 

@@ -7,8 +7,12 @@ import { designatedFetcher } from '../public/_lt/client/segment-delivery.js'
 import { affordableWaitMs, bufferAheadMs } from '../public/_lt/client/playback-clock.js'
 import crypto from 'node:crypto'
 
-import { announcesSegment, offersPerAnnounce, segmentOffers, streamOffers, takesLink, withoutTrackers } from '../public/_lt/client/offer-budget.js'
+import { announcesSegment, offersPerAnnounce, segmentOffers, streamOffers, takesLink } from '../public/_lt/client/offer-budget.js'
 import { streamOf, streamSwarmHash } from '../public/_lt/client/stream-mesh.js'
+import { CHUNK_BYTES, MessageType, decodeMessage, encodeMessage } from '../public/_lt/client/mesh-link.js'
+import { parseSegmentTorrent } from '../public/_lt/client/mesh-segment.js'
+import createTorrent from 'create-torrent'
+import parseTorrent from 'parse-torrent'
 
 const PIECE = 100
 const LENGTH = 950
@@ -55,7 +59,7 @@ test('a segment announce offers no connection once the stream mesh has a link, e
   assert.equal(segmentOffers({ meshLinks: 0, connectedPeers: 0, max: 1 }), 1)
 })
 
-test('a segment torrent announces only while the stream mesh has no link', () => {
+test('a segment is a torrent that announces only while the stream mesh has no link', () => {
   assert.equal(announcesSegment({ meshLinks: 0 }), true)
   assert.equal(announcesSegment({ meshLinks: 1 }), false)
   assert.equal(announcesSegment({ meshLinks: 5 }), false)
@@ -76,17 +80,6 @@ test('a stream mesh takes links up to twice those it wants, no more', () => {
   assert.equal(takesLink({ links: 2, wanted: 1 }), false)
   assert.equal(takesLink({ links: 15, wanted: 8 }), true)
   assert.equal(takesLink({ links: 16, wanted: 8 }), false)
-})
-
-test('a magnet without its trackers keeps every other parameter as written', () => {
-  const hash = 'b'.repeat(40)
-  const xs = encodeURIComponent('http://127.0.0.1:8787/_lt/torrent/' + hash + '.torrent?path=%2Flive%2Fseg-1.ts')
-  const ws = encodeURIComponent('http://127.0.0.1:8787/live/seg-1.ts')
-  const tr = encodeURIComponent('ws://127.0.0.1:8787/_lt/tracker/0123456789abcdef')
-  const magnet = `magnet:?xt=urn:btih:${hash}&dn=seg-1.ts&tr=${tr}&xs=${xs}&tr.1=${tr}&ws=${ws}`
-  assert.equal(withoutTrackers(magnet), `magnet:?xt=urn:btih:${hash}&dn=seg-1.ts&xs=${xs}&ws=${ws}`)
-  assert.equal(withoutTrackers(`magnet:?xt=urn:btih:${hash}`), `magnet:?xt=urn:btih:${hash}`)
-  assert.equal(new URLSearchParams(withoutTrackers(magnet).split('?')[1]).getAll('tr').length, 0)
 })
 
 test('the stream of a magnet: the built-in tracker\'s stream id, else the playlist URL without its query, else none', () => {
@@ -134,4 +127,50 @@ test('a wait is what the buffer affords less an HTTP fetch and the margin, withi
   assert.equal(affordableWaitMs(1200, costs), 0)
   assert.equal(affordableWaitMs(60000, costs), 5000)
   assert.equal(affordableWaitMs(Infinity, costs), 5000)
+})
+
+test('mesh messages decode to what was encoded, and a malformed one is refused', () => {
+  const infoHash = crypto.randomBytes(20).toString('hex')
+  const chunk = crypto.randomBytes(CHUNK_BYTES)
+  const messages = [
+    { type: MessageType.HAVE, infoHash, pieces: [0, 1, 31, 65535] },
+    { type: MessageType.REQUEST, infoHash, index: 7 },
+    { type: MessageType.CANCEL, infoHash, index: 70000 },
+    { type: MessageType.REJECT, infoHash, index: 0 },
+    { type: MessageType.PIECE, infoHash, index: 3, offset: 16384, bytes: chunk }
+  ]
+  for (const message of messages) {
+    const decoded = decodeMessage(encodeMessage(message).buffer)
+    assert.equal(decoded.type, message.type)
+    assert.equal(decoded.infoHash, infoHash)
+    if (message.pieces) assert.deepEqual(decoded.pieces, message.pieces)
+    else assert.equal(decoded.index, message.index)
+    if (message.bytes) {
+      assert.equal(decoded.offset, message.offset)
+      assert.deepEqual(Buffer.from(decoded.bytes), chunk)
+    }
+  }
+  const request = encodeMessage({ type: MessageType.REQUEST, infoHash, index: 1 })
+  assert.throws(() => decodeMessage(request.subarray(0, 20)), /bytes/, 'too short for an info-hash')
+  assert.throws(() => decodeMessage(Uint8Array.of(9, ...request.subarray(1))), /unknown/, 'an unknown type')
+  assert.throws(() => decodeMessage(Uint8Array.of(...request, 0)), /bytes/, 'a request with a trailing byte')
+  assert.throws(() => decodeMessage(encodeMessage({ type: MessageType.HAVE, infoHash, pieces: [1] }).subarray(0, 22)), /odd/)
+  const oversized = encodeMessage({ type: MessageType.PIECE, infoHash, index: 0, offset: 0, bytes: crypto.randomBytes(CHUNK_BYTES + 1) })
+  assert.throws(() => decodeMessage(oversized), /PIECE/, 'a chunk larger than a chunk')
+  assert.throws(() => decodeMessage(encodeMessage({ type: MessageType.PIECE, infoHash, index: 0, offset: 0, bytes: new Uint8Array(0) })), /PIECE/, 'an empty chunk')
+})
+
+test('a segment\'s .torrent gives its length, piece length and piece hashes, only if it hashes to the info-hash', async () => {
+  const content = crypto.randomBytes(150_000)
+  const torrentFile = await new Promise((resolve, reject) =>
+    createTorrent(content, { name: 'seg-1.ts', pieceLength: 16384, announceList: [] }, (err, file) => (err ? reject(err) : resolve(file))))
+  const expected = await parseTorrent(torrentFile)
+  const parsed = await parseSegmentTorrent(new Uint8Array(torrentFile), expected.infoHash)
+  assert.equal(parsed.length, 150_000)
+  assert.equal(parsed.pieceLength, 16384)
+  assert.deepEqual(parsed.pieceHashes, expected.pieces)
+  assert.equal(parsed.pieceHashes[1], crypto.createHash('sha1').update(content.subarray(16384, 32768)).digest('hex'))
+  await assert.rejects(parseSegmentTorrent(new Uint8Array(torrentFile), 'f'.repeat(40)), /does not match/)
+  await assert.rejects(parseSegmentTorrent(new TextEncoder().encode('d4:infoi1ee'), expected.infoHash), /info dictionary/)
+  await assert.rejects(parseSegmentTorrent(new TextEncoder().encode('not bencode'), expected.infoHash))
 })

@@ -305,6 +305,68 @@ test('a peer that serves corrupt pieces is caught by verification; the viewer pl
 })
 
 // ---------------------------------------------------------------------------
+// A viewer in the stream mesh that serves corrupt pieces
+// ---------------------------------------------------------------------------
+
+/** Mesh corrupt peer: how long the honest viewer watches. */
+const MESH_CORRUPT_WATCH_MS = 30_000
+/**
+ * Mesh corrupt peer: the most corrupt piece bytes it may get to send. The
+ * honest viewer drops the link at its first bad piece; what it had asked
+ * for by then (at most 8 pieces of 64 KiB, mesh-segment.js) may still come.
+ */
+const MESH_CORRUPT_BYTES_BOUND = 2 * 1024 * 1024
+
+/**
+ * An init script that makes a viewer a corrupt peer of the mesh exchange: a
+ * modified client that flips one byte of every piece chunk it sends on the
+ * exchange channel (mesh-link.js: PIECE is type 5, its bytes start after a
+ * 29-byte header), and counts what it sent.
+ */
+const CORRUPT_MESH_UPLOADS = `
+  window.__corrupt = { chunks: 0, bytes: 0 }
+  const send = RTCDataChannel.prototype.send
+  RTCDataChannel.prototype.send = function (data) {
+    if (this.label === 'lt-mesh/1' && data instanceof Uint8Array && data[0] === 5 && data.length > 29) {
+      const corrupt = data.slice()
+      corrupt[29] ^= 0xff
+      window.__corrupt.chunks += 1
+      window.__corrupt.bytes += corrupt.length - 29
+      return send.call(this, corrupt)
+    }
+    return send.call(this, data)
+  }
+`
+
+test('a mesh peer that serves corrupt pieces loses its link; the viewer plays the origin\'s bytes', { timeout: TEST_TIMEOUT_MS }, async t => {
+  const { browsers, start } = resources(t)
+  // The built-in tracker: the viewers meet in the stream swarm the worker registers.
+  const worker = await start(() => startWorker({ vars: { UPSTREAM: origin.url } }))
+  const corrupt = await openViewer({ workerUrl: worker.url, index: 'corrupt', registry: browsers, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS, initScript: CORRUPT_MESH_UPLOADS })
+  const viewer = await openViewer({ workerUrl: worker.url, index: 'honest', registry: browsers, firstFrameTimeoutMs: FIRST_FRAME_TIMEOUT_MS })
+  await sleep(MESH_CORRUPT_WATCH_MS)
+  const sent = await corrupt.page.evaluate(() => window.__corrupt)
+  const report = await viewer.finish()
+  const corruptReport = await corrupt.finish()
+  await viewer.close()
+  await corrupt.close()
+
+  const played = playedSince(viewer, viewer.firstFrameAt)
+  console.log(describe('honest viewer (its mesh peer corrupts every piece)', report, played))
+  console.log(`corrupt viewer sent ${sent.chunks} corrupt chunks, ${sent.bytes} B; its stats ${JSON.stringify(corruptReport.stats)}`)
+  const links = viewer.samples.map(s => s.stats?.meshLinks).filter(n => typeof n === 'number')
+
+  // The corrupt viewer really served pieces over the mesh: otherwise this proves nothing.
+  assert.ok(sent.chunks > 0, 'the corrupt viewer sent piece chunks on the mesh exchange')
+  assert.ok(links.some(n => n >= 1), `the honest viewer was linked to the corrupt one: ${links.join(' ')}`)
+  assert.ok(report.stats.rejectedPieces > 0, `the honest viewer rejected pieces that failed verification: ${JSON.stringify(report.stats)}`)
+  assert.equal(links.at(-1), 0, `the honest viewer dropped the link and did not take it again: ${links.join(' ')}`)
+  assert.ok(sent.bytes < MESH_CORRUPT_BYTES_BOUND, `the corrupt viewer was cut off: it sent ${sent.bytes} B of corrupt pieces in ${MESH_CORRUPT_WATCH_MS} ms`)
+  assert.ok(report.stats.httpBytes - report.stats.directHttpBytes > 0, 'the page client completed segments over HTTP')
+  await assertPlayedOriginBytes('honest viewer', report, played, MESH_CORRUPT_WATCH_MS)
+})
+
+// ---------------------------------------------------------------------------
 // A tracker that goes down mid-session
 // ---------------------------------------------------------------------------
 

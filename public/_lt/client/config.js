@@ -9,14 +9,14 @@ const DEFAULTS = {
   enabled: true,
   // null keeps WebTorrent's own STUN servers; [] uses none (same-host or LAN only).
   iceServers: null,
-  // Segment torrents kept (joined, downloading or seeding) at once.
+  // Segments kept (joined, downloading or seeding) at once.
   maxTorrents: 24,
   // WebRTC offers a segment's announce may carry (WebTorrent's tracker
   // client allows 5): each is a peer connection set up for that segment.
   maxOffersPerAnnounce: 5,
   // Links wanted in a stream's mesh (stream-mesh.js): the stream swarm makes
   // offers while it has fewer, and takes links up to twice as many. Each
-  // link costs a data channel and a WebTorrent wire per segment.
+  // link is a WebRTC connection with one data channel for the segments.
   meshLinks: 8,
   // CSS selector of the media element whose buffer sets the deadlines.
   media: 'video',

@@ -1,5 +1,6 @@
-// Whether a segment torrent announces to the tracker, how many WebRTC offers
-// an announce carries, and how many links a stream's mesh takes.
+// Whether a segment is joined as a torrent that announces to the tracker,
+// how many WebRTC offers an announce carries, and how many links a stream's
+// mesh takes.
 
 /**
  * WebTorrent's WebSocket tracker client makes at most 5 WebRTC offers per
@@ -23,16 +24,16 @@ export function offersPerAnnounce (connectedPeers, max = MAX_OFFERS_PER_ANNOUNCE
 }
 
 /**
- * Whether a segment torrent joined now uses the magnet's trackers. Once the
- * stream mesh has a link, the segment's peers reach us over the mesh's
- * connections (stream-mesh.js) and a segment announce carries no offer
- * (segmentOffers): all it still did was let a viewer outside the mesh send
- * us an offer for that one segment, which the stream swarm's own announce
- * does for every segment. A viewer in the mesh so makes no segment announce,
- * and spares the tracker three messages a segment (started, completed,
- * stopped) and their replies. A viewer whose mesh has no link (it has just
- * joined, or lost every link) announces its segments as before, so two such
- * viewers still meet in a segment's swarm.
+ * Whether a segment joined now is a torrent that announces to the magnet's
+ * trackers. Once the stream mesh has a link, the segment's peers reach us
+ * over the mesh's connections and the segment is exchanged there, with no
+ * torrent (stream-mesh.js): an announce would only let a viewer outside the
+ * mesh send us an offer for that one segment, which the stream swarm's own
+ * announce does for every segment. A viewer in the mesh so makes no segment
+ * announce, and spares the tracker three messages a segment (started,
+ * completed, stopped) and their replies. A viewer whose mesh has no link (it
+ * has just joined, or lost every link) joins its segments as torrents that
+ * announce, so two such viewers still meet in a segment's swarm.
  */
 export function announcesSegment ({ meshLinks }) {
   return !(meshLinks > 0)
@@ -71,16 +72,4 @@ export function streamOffers ({ links, wanted }) {
 /** Whether a stream mesh with `links` links takes one more. */
 export function takesLink ({ links, wanted }) {
   return links < MESH_LINK_HEADROOM * wanted
-}
-
-/**
- * `magnet` without its `tr=` parameters (every other parameter kept as
- * written): WebTorrent then runs the torrent with no tracker at all, still
- * taking its metadata from `xs=`.
- */
-export function withoutTrackers (magnet) {
-  const query = magnet.indexOf('?')
-  if (query < 0) return magnet
-  const kept = magnet.slice(query + 1).split('&').filter(param => !/^tr(\.\d+)?=/i.test(param))
-  return `${magnet.slice(0, query)}?${kept.join('&')}`
 }

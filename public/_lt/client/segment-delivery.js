@@ -71,7 +71,9 @@ export class SegmentDelivery {
       // (its player needs it now): give it a moment, and fetch only if no
       // peer turned out to have any of the segment.
       setTimeout(() => {
-        if (!segment.isComplete && !segment.peersHaveAny() && !segment.torrent.destroyed) this.startHttp(segment)
+        // The segment may have moved into the stream's mesh meanwhile (segment-swarms.js moveIntoMesh).
+        const current = this.swarms.get(segment.key) || segment
+        if (!current.isComplete && !current.peersHaveAny() && !current.destroyed) this.startHttp(current)
       }, this.config.firstFetchDelayMs)
     }
   }
@@ -157,7 +159,7 @@ export class SegmentDelivery {
       // The listing itself, as performance.now(): to line the timeline up
       // with the page's other timings (resource timing, say).
       listedAt: Math.round(segment.timeline.listed),
-      peers: segment.torrent.wires.length
+      peers: segment.peerCount
     })
     return { bytes, contentType: contentTypeOf(segment.url), source }
   }

@@ -1,12 +1,15 @@
-// One WebTorrent torrent per media segment, joined as soon as a playlist
-// lists the segment and kept (seeding) until it falls out of a bounded window.
-// Its peers are the viewers of the stream's mesh (stream-mesh.js), over the
-// connections they keep. Only a torrent joined while the mesh has no link
-// announces to the magnet's trackers, to meet whoever else is in the
-// segment's swarm (offer-budget.js announcesSegment).
+// The segments a viewer holds: each joined as soon as a playlist lists it
+// and kept (seeding) until it falls out of a bounded window. A segment
+// joined while the stream's mesh (stream-mesh.js) has a link is exchanged
+// over the mesh's links (mesh-segment.js); one joined while it has none is a
+// WebTorrent torrent that announces to the magnet's trackers, to meet
+// whoever else is in the segment's swarm (offer-budget.js
+// announcesSegment). When the mesh's first link opens, the torrents that
+// hold nothing yet move into the mesh.
 import WebTorrent from '../vendor/webtorrent.min.js'
 import MemoryChunkStore from './memory-chunk-store.js'
-import { announcesSegment, segmentOffers, withoutTrackers } from './offer-budget.js'
+import { MeshSegment } from './mesh-segment.js'
+import { announcesSegment, segmentOffers } from './offer-budget.js'
 import { StreamMesh, streamOf } from './stream-mesh.js'
 
 function infoHashOf (magnet) {
@@ -26,7 +29,7 @@ export class SegmentTorrent {
    * `onBadPiece(index, wires)` is called when a piece from peers fails its
    * SHA-1 check, with the connections that sent blocks of it.
    */
-  constructor (url, magnet, torrent, onBadPiece = () => {}, range = null) {
+  constructor (url, magnet, torrent, onBadPiece = () => {}, range = null, onHave = () => {}) {
     this.url = url
     /**
      * Where the segment's bytes lie in the resource at `url`: [offset,
@@ -62,7 +65,9 @@ export class SegmentTorrent {
     torrent.on('verified', index => {
       if (!this.loading && this.senders.has(index)) this.p2pBytes += this.pieceRange(index).end - this.pieceRange(index).start
       this.senders.delete(index)
+      onHave([index])
     })
+    this.onHave = onHave
     // WebTorrent drops a piece from peers that fails its SHA-1 check and says
     // so only in a warning ("Piece N failed verification").
     torrent.on('warning', err => {
@@ -99,6 +104,15 @@ export class SegmentTorrent {
     return Boolean(this.torrent.done)
   }
 
+  get destroyed () {
+    return Boolean(this.torrent.destroyed)
+  }
+
+  /** Peers connected for this segment. */
+  get peerCount () {
+    return this.torrent.wires.length
+  }
+
   get length () { return this.torrent.length }
   get pieceLength () { return this.torrent.pieceLength }
   get pieceCount () { return this.torrent.pieces.length }
@@ -125,6 +139,12 @@ export class SegmentTorrent {
     const missing = []
     for (let i = 0; i < this.pieceCount; i++) if (!this.hasPiece(i)) missing.push(i)
     return missing
+  }
+
+  heldPieces () {
+    const held = []
+    for (let i = 0; i < this.pieceCount; i++) if (this.hasPiece(i)) held.push(i)
+    return held
   }
 
   /** How many of this segment's pieces `wire`'s peer has. */
@@ -173,6 +193,16 @@ export class SegmentTorrent {
     for (const wire of this.torrent.wires) {
       for (const index of missing) wire.have(index)
     }
+    this.onHave(missing)
+  }
+
+  /** Closes the connections to `peerId`. */
+  dropPeer (peerId) {
+    for (const wire of this.torrent.wires) if (wire.peerId === peerId) wire.destroy()
+  }
+
+  destroy () {
+    this.torrent.destroy({ destroyStore: true })
   }
 }
 
@@ -197,6 +227,8 @@ export class SegmentSwarms {
     this.strikes = new Map()
     /** Stream key (stream-mesh.js streamOf) -> StreamMesh. */
     this.meshes = new Map()
+    /** Info-hash -> the segment held for it. */
+    this.byInfoHash = new Map()
   }
 
   /** The mesh of the stream `magnet` belongs to (made on first use), or null. */
@@ -207,10 +239,12 @@ export class SegmentSwarms {
       this.meshes.set(stream.key, new StreamMesh({
         client: this.client,
         stream,
-        segmentFor: infoHash => [...this.segments.values()].find(s => s.infoHash === infoHash) || null,
+        segmentFor: infoHash => this.byInfoHash.get(infoHash) || null,
         segments: () => [...this.segments.values()].filter(s => s.mesh === this.meshes.get(stream.key)),
         refuse: peerId => this.bannedPeers.has(peerId),
-        wantedLinks: this.meshLinks
+        wantedLinks: this.meshLinks,
+        onLinkOpen: () => this.moveIntoMesh(this.meshes.get(stream.key)),
+        onUploaded: bytes => this.stats.uploaded(bytes)
       }))
     }
     return this.meshes.get(stream.key)
@@ -235,9 +269,7 @@ export class SegmentSwarms {
     if (!peerId || this.bannedPeers.has(peerId)) return
     this.bannedPeers.add(peerId)
     console.warn('live-torrent: dropping a peer that sent corrupt data', peerId)
-    for (const segment of this.segments.values()) {
-      for (const wire of segment.torrent.wires) if (wire.peerId === peerId) wire.destroy()
-    }
+    for (const segment of this.segments.values()) segment.dropPeer?.(peerId)
     for (const mesh of this.meshes.values()) mesh.drop(peerId)
   }
 
@@ -246,9 +278,11 @@ export class SegmentSwarms {
   }
 
   /**
-   * Joins the swarm of every listed segment not joined yet (metadata comes
-   * from the magnet's xs= .torrent, checked against its info-hash) and
-   * returns the new ones. `playlistUrl`: the playlist that listed them.
+   * Joins every listed segment not joined yet and returns the new ones: over
+   * the stream's mesh if it has a link, else as a WebTorrent torrent in the
+   * segment's swarm (metadata from the magnet's xs= .torrent, checked
+   * against its info-hash, either way). `playlistUrl`: the playlist that
+   * listed them.
    */
   join (listed, { playlistUrl = null } = {}) {
     const joined = []
@@ -256,35 +290,68 @@ export class SegmentSwarms {
       const key = listedKey || url
       if (this.segments.has(key)) continue
       const mesh = this.meshFor(magnet, playlistUrl)
-      const source = announcesSegment({ meshLinks: mesh?.linkCount ?? 0 }) ? magnet : withoutTrackers(magnet)
-      let torrent
+      let segment
       try {
-        torrent = this.client.add(source, {
-          store: MemoryChunkStore,
-          storeCacheSlots: 0,
-          destroyStoreOnDestroy: true,
-          getAnnounceOpts: () => ({
-            numwant: segmentOffers({ meshLinks: mesh?.linkCount ?? 0, connectedPeers: this.peerCount(), max: this.maxOffersPerAnnounce })
-          })
-        })
+        segment = mesh && !announcesSegment({ meshLinks: mesh.linkCount })
+          ? this.meshSegment(key, url, magnet, range, mesh)
+          : this.segmentTorrent(key, url, magnet, range, mesh)
       } catch (err) {
         console.warn('live-torrent: cannot join', url, err)
         continue
       }
-      torrent.on('error', err => console.warn('live-torrent: torrent error', url, err))
-      torrent.on('wire', wire => {
-        const refuse = () => { if (this.bannedPeers.has(wire.peerId)) wire.destroy() }
-        if (wire.peerId) refuse()
-        else wire.once('handshake', refuse)
-      })
-      const segment = new SegmentTorrent(url, magnet, torrent, (index, senders) => this.pieceFailed(senders), range)
-      segment.mesh = mesh
       this.segments.set(key, segment)
-      mesh?.segmentJoined(segment)
+      this.byInfoHash.set(segment.infoHash, segment)
       joined.push(segment)
     }
     this.evict()
     return joined
+  }
+
+  meshSegment (key, url, magnet, range, mesh, listed = performance.now()) {
+    const segment = new MeshSegment({ key, url, magnet, infoHash: infoHashOf(magnet), range, mesh, onBadPiece: (index, senders) => this.pieceFailed(senders) })
+    segment.timeline.listed = listed
+    return segment
+  }
+
+  segmentTorrent (key, url, magnet, range, mesh) {
+    const torrent = this.client.add(magnet, {
+      store: MemoryChunkStore,
+      storeCacheSlots: 0,
+      destroyStoreOnDestroy: true,
+      getAnnounceOpts: () => ({
+        numwant: segmentOffers({ meshLinks: mesh?.linkCount ?? 0, connectedPeers: this.peerCount(), max: this.maxOffersPerAnnounce })
+      })
+    })
+    torrent.on('error', err => console.warn('live-torrent: torrent error', url, err))
+    torrent.on('wire', wire => {
+      const refuse = () => { if (this.bannedPeers.has(wire.peerId)) wire.destroy() }
+      if (wire.peerId) refuse()
+      else wire.once('handshake', refuse)
+    })
+    const segment = new SegmentTorrent(url, magnet, torrent, (index, senders) => this.pieceFailed(senders), range,
+      pieces => mesh?.announceHave(segment.infoHash, pieces))
+    segment.key = key
+    segment.range = range
+    segment.mesh = mesh
+    return segment
+  }
+
+  /**
+   * A link of `mesh` opened: its segment torrents that hold nothing and are
+   * not being delivered become mesh segments, so they can come from the
+   * viewers the link reaches (whose own copies, joined over the mesh, are
+   * in no segment swarm).
+   */
+  moveIntoMesh (mesh) {
+    for (const [key, segment] of this.segments) {
+      if (!(segment instanceof SegmentTorrent) || segment.mesh !== mesh) continue
+      if (segment.delivery || segment.httpFetch || segment.destroyed) continue
+      if (segment.hasMetadata && segment.heldPieces().length > 0) continue
+      const moved = this.meshSegment(key, segment.url, segment.magnet, segment.range, mesh, segment.timeline.listed)
+      segment.destroy()
+      this.segments.set(key, moved)
+      this.byInfoHash.set(moved.infoHash, moved)
+    }
   }
 
   /** Drops the oldest segments beyond the window, unless being delivered. */
@@ -293,7 +360,8 @@ export class SegmentSwarms {
       if (this.segments.size <= this.maxTorrents) break
       if (segment.delivery && !segment.delivered) continue
       this.segments.delete(key)
-      segment.torrent.destroy({ destroyStore: true })
+      if (this.byInfoHash.get(segment.infoHash) === segment) this.byInfoHash.delete(segment.infoHash)
+      segment.destroy()
     }
   }
 
@@ -305,7 +373,7 @@ export class SegmentSwarms {
   peerIds () {
     const ids = new Set()
     for (const segment of this.segments.values()) {
-      for (const wire of segment.torrent.wires) if (wire.peerId) ids.add(wire.peerId)
+      for (const wire of segment.torrent?.wires ?? []) if (wire.peerId) ids.add(wire.peerId)
     }
     for (const mesh of this.meshes.values()) for (const id of mesh.links.keys()) ids.add(id)
     return [...ids]
@@ -325,7 +393,9 @@ export class SegmentSwarms {
   destroy () {
     for (const mesh of this.meshes.values()) mesh.destroy()
     this.meshes.clear()
+    for (const segment of this.segments.values()) if (segment instanceof MeshSegment) segment.destroy()
     this.client.destroy()
     this.segments.clear()
+    this.byInfoHash.clear()
   }
 }

@@ -15,7 +15,7 @@ export class ClientStats extends EventTarget {
     this.uploadedBytes = 0
     this.segments = 0
     // Pieces received from peers that failed their SHA-1 check and were
-    // dropped (WebTorrent asks for them again, from peers or over HTTP).
+    // dropped (asked again of other peers, or over HTTP).
     this.rejectedPieces = 0
   }
 
@@ -43,7 +43,8 @@ export class ClientStats extends EventTarget {
 
   /**
    * `peers`: distinct peers connected now; `meshLinks`: links in the stream
-   * meshes now; `torrents`: segment torrents held now (the window).
+   * meshes now; `torrents`: segments held now (the window: torrents and
+   * mesh segments).
    */
   snapshot ({ peers, meshLinks, torrents }) {
     return {

@@ -7,29 +7,26 @@
 // the stream's own swarm (a torrent that never has metadata: its info-hash
 // is the SHA-1 of "live-torrent stream swarm <stream>", which the worker
 // registers with the built-in tracker, src/tracker.rs stream_swarm_hash),
-// and keep those connections. For each segment both ends of a connection
-// hold, the end with the lower peer id opens a data channel named after the
-// segment's info-hash on it, and both hand that channel to the segment's
-// torrent as a peer: WebTorrent then runs the segment's wire over it as over
-// any WebRTC peer, with the same piece checks. The magnet per segment stays
-// the contract. A segment torrent joined while the mesh has a link makes no
-// tracker announce at all; one joined while it has none announces, with
+// and keep those connections. On each, the end with the lower peer id opens
+// one data channel for the segment exchange (mesh-link.js): which pieces of
+// which segments each end has, requests, and pieces checked against each
+// segment's .torrent (mesh-segment.js). No WebTorrent torrent is made for a
+// segment joined while the mesh has a link, and none announces. A segment
+// joined while it has none is a WebTorrent torrent that announces, with
 // offers, and meets the other viewers outside a mesh in the segment's swarm
-// (offer-budget.js). A viewer keeps a bounded number of links: its stream
+// (offer-budget.js); the mesh serves its pieces too. The magnet per segment
+// stays the contract. A viewer keeps a bounded number of links: its stream
 // swarm makes offers while it has fewer than it wants, and takes links up to
 // twice as many (offer-budget.js streamOffers, takesLink); without a bound
 // every announce's offers added links until a viewer of a large audience was
-// linked to everyone, each link a data channel and a wire per segment.
-import { DataChannelConnection } from './data-channel-connection.js'
+// linked to everyone.
 import { sha1Hex } from './http-fallback.js'
 import MemoryChunkStore from './memory-chunk-store.js'
+import { CHANNEL_LABEL, MeshLink } from './mesh-link.js'
 import { streamOffers, takesLink } from './offer-budget.js'
 
-const CHANNEL_PREFIX = 'lt-segment:'
-/** How long a channel for a segment we have not joined (yet) is kept. */
-const PENDING_CHANNEL_MS = 10000
-/** What such a channel may send before we join (a wire's handshake and bitfield are under 200 bytes). */
-const MAX_EARLY_BYTES = 64 * 1024
+/** A link whose exchange channel is not open this long after it was made is closed (and looked for again). */
+const CHANNEL_OPEN_MS = 10000
 /**
  * A lost link makes the stream swarm announce again (with offers) this long
  * after the last such announce at the soonest, instead of at the tracker's
@@ -84,24 +81,25 @@ function peerConnectionOf (peer) {
 export class StreamMesh {
   /**
    * `client`: the WebTorrent client; `stream`: streamOf(...);
-   * `segmentFor(infoHash)`: the SegmentTorrent joined for it, or null;
-   * `segments()`: every SegmentTorrent held; `refuse(peerId)`: true for a
-   * banned peer; `wantedLinks`: the links it makes offers for (the
-   * `meshLinks` setting).
+   * `segmentFor(infoHash)`: the segment (MeshSegment or SegmentTorrent)
+   * joined for it, or null; `segments()`: every segment of this stream held;
+   * `refuse(peerId)`: true for a banned peer; `wantedLinks`: the links it
+   * makes offers for (the `meshLinks` setting); `onLinkOpen()`: a link's
+   * exchange channel opened; `onUploaded(bytes)`: piece bytes sent.
    */
-  constructor ({ client, stream, segmentFor, segments, refuse, wantedLinks }) {
+  constructor ({ client, stream, segmentFor, segments, refuse, wantedLinks, onLinkOpen = () => {}, onUploaded = () => {} }) {
     this.client = client
     this.stream = stream
     this.wantedLinks = wantedLinks
     this.segmentFor = segmentFor
     this.segments = segments
     this.refuse = refuse
+    this.onLinkOpen = onLinkOpen
+    this.onUploaded = onUploaded
     this.torrent = null
     this.destroyed = false
-    /** Remote peer id -> RTCPeerConnection of a live link. */
+    /** Remote peer id -> { pc, wire, link (MeshLink, once its channel is there), timer }. */
     this.links = new Map()
-    /** Info-hash -> channels opened to us for a segment not joined yet. */
-    this.pending = new Map()
     this.rediscoverTimer = null
     this.lastRediscover = 0
     this.trackerCheckTimer = null
@@ -202,15 +200,83 @@ export class StreamMesh {
     if (this.links.has(remote)) return wire.destroy()
     // A mesh with all the links it takes refuses more; the other end looks elsewhere.
     if (!takesLink({ links: this.links.size, wanted: this.wantedLinks })) return wire.destroy()
-    this.links.set(remote, pc)
-    // simple-peer took its own channel at connection time; later channels are ours.
+    const entry = { pc, wire, link: null, timer: null }
+    this.links.set(remote, entry)
+    // simple-peer took its own channel at connection time; a later one is the exchange's.
     pc.ondatachannel = event => this.onChannel(remote, event.channel)
+    entry.timer = setTimeout(() => { if (!entry.link?.open) wire.destroy() }, CHANNEL_OPEN_MS)
     wire.once('close', () => {
-      if (this.links.get(remote) !== pc) return
+      clearTimeout(entry.timer)
+      entry.link?.close()
+      if (this.links.get(remote) !== entry) return
       this.links.delete(remote)
       if (streamOffers({ links: this.links.size, wanted: this.wantedLinks }) > 0) this.rediscover()
     })
-    for (const segment of this.segments()) this.openChannel(remote, pc, segment)
+    if (this.client.peerId < remote) {
+      let channel
+      try {
+        channel = pc.createDataChannel(CHANNEL_LABEL)
+      } catch (err) {
+        return wire.destroy() // the connection is closing
+      }
+      this.attach(remote, channel)
+    }
+  }
+
+  /** A data channel the other end of a link opened: the exchange's, or nothing we take. */
+  onChannel (remote, channel) {
+    const entry = this.links.get(remote)
+    if (this.destroyed || !entry || entry.link || channel.label !== CHANNEL_LABEL) return channel.close()
+    this.attach(remote, channel)
+  }
+
+  attach (remote, channel) {
+    const entry = this.links.get(remote)
+    entry.link = new MeshLink(remote, channel, {
+      onOpen: link => this.linkOpened(link),
+      onHave: (link, infoHash) => this.segmentFor(infoHash)?.noticePeers?.(),
+      onRequest: (link, infoHash, index) => this.serve(link, infoHash, index),
+      onReject: (link, infoHash, index) => this.segmentFor(infoHash)?.requestFailed?.(index, link),
+      onPiece: (link, infoHash, index, offset, bytes) => this.segmentFor(infoHash)?.onChunk?.(link, index, offset, bytes),
+      onClose: link => this.linkClosed(remote, entry, link),
+      onUploaded: bytes => this.onUploaded(bytes)
+    })
+  }
+
+  /** Tells the new link's peer what we hold. */
+  linkOpened (link) {
+    clearTimeout(this.links.get(link.remoteId)?.timer)
+    for (const segment of this.segments()) {
+      const held = segment.hasMetadata ? segment.heldPieces() : []
+      if (held.length) link.sendHave(segment.infoHash, held)
+    }
+    this.onLinkOpen()
+    for (const segment of this.segments()) segment.noticePeers?.()
+  }
+
+  linkClosed (remote, entry, link) {
+    for (const segment of this.segments()) segment.linkClosed?.(link)
+    // A link without its exchange channel is of no use: close the connection.
+    if (this.links.get(remote) === entry) entry.wire.destroy()
+  }
+
+  /** A peer asked for a piece: send it if we hold it, else say so. */
+  serve (link, infoHash, index) {
+    const segment = this.segmentFor(infoHash)
+    if (!segment?.hasMetadata || !segment.hasPiece(index)) return link.reject(infoHash, index)
+    segment.readPiece(index).then(piece => link.upload(infoHash, index, piece), () => link.reject(infoHash, index))
+  }
+
+  /** Links whose exchange channel is open. */
+  openLinks () {
+    const open = []
+    for (const { link } of this.links.values()) if (link?.open) open.push(link)
+    return open
+  }
+
+  /** We hold new pieces of a segment: tell every link. */
+  announceHave (infoHash, pieces) {
+    for (const link of this.openLinks()) link.sendHave(infoHash, pieces)
   }
 
   /** Announces the stream swarm again soon, to meet the viewers we lost. */
@@ -228,76 +294,11 @@ export class StreamMesh {
     return this.links.size
   }
 
-  /** A segment was joined: open its channels, and take those opened to us. */
-  segmentJoined (segment) {
-    if (this.destroyed) return
-    for (const [remote, pc] of this.links) this.openChannel(remote, pc, segment)
-    const waiting = this.pending.get(segment.infoHash)
-    if (!waiting) return
-    this.pending.delete(segment.infoHash)
-    for (const { remote, channel, timer, early } of waiting) {
-      clearTimeout(timer)
-      this.addToSegment(segment, remote, channel, early)
-    }
-  }
-
-  /** The lower peer id of a pair opens the pair's channel for a segment. */
-  openChannel (remote, pc, segment) {
-    if (!(this.client.peerId < remote) || segment.torrent.destroyed) return
-    if (segment.torrent.wires.some(w => w.peerId === remote)) return
-    let channel
-    try {
-      channel = pc.createDataChannel(CHANNEL_PREFIX + segment.infoHash)
-    } catch (err) {
-      return // the connection is closing
-    }
-    this.addToSegment(segment, remote, channel)
-  }
-
-  onChannel (remote, channel) {
-    if (this.destroyed || !channel.label.startsWith(CHANNEL_PREFIX)) return channel.close()
-    const infoHash = channel.label.slice(CHANNEL_PREFIX.length)
-    const segment = this.segmentFor(infoHash)
-    if (segment) return this.addToSegment(segment, remote, channel)
-    // The other end listed the segment first; our playlist will list it soon.
-    // Its wire's handshake may arrive before then, and a data channel drops
-    // what arrives while nobody listens: keep it for the connection.
-    const early = []
-    let earlyBytes = 0
-    channel.binaryType = 'arraybuffer'
-    channel.onmessage = event => {
-      earlyBytes += event.data.byteLength ?? 0
-      if (earlyBytes > MAX_EARLY_BYTES) return channel.close()
-      early.push(event.data)
-    }
-    const waiting = this.pending.get(infoHash) || []
-    const timer = setTimeout(() => {
-      const left = (this.pending.get(infoHash) || []).filter(entry => entry.channel !== channel)
-      if (left.length) this.pending.set(infoHash, left)
-      else this.pending.delete(infoHash)
-      channel.close()
-    }, PENDING_CHANNEL_MS)
-    waiting.push({ remote, channel, timer, early })
-    this.pending.set(infoHash, waiting)
-  }
-
-  /** `early`: messages that came before the segment was joined. */
-  addToSegment (segment, remote, channel, early = []) {
-    const conn = new DataChannelConnection(channel, `mesh:${remote}`, early)
-    const add = () => {
-      try {
-        if (segment.torrent.destroyed || !segment.torrent.addPeer(conn)) conn.destroy()
-      } catch (err) {
-        conn.destroy()
-      }
-    }
-    if (segment.torrent.infoHash) add()
-    else segment.torrent.once('infoHash', add)
-  }
-
   /** Closes the link to `peerId` (a peer that sent corrupt data). */
   drop (peerId) {
+    const entry = this.links.get(peerId)
     this.links.delete(peerId)
+    entry?.link?.close()
     for (const wire of this.torrent?.wires ?? []) if (wire.peerId === peerId) wire.destroy()
   }
 
@@ -309,14 +310,12 @@ export class StreamMesh {
     // A tracker waiting to reconnect keeps its timer through destroy() and
     // would announce the destroyed swarm later.
     for (const tracker of this.trackerSockets()) clearTimeout(tracker.reconnectTimer)
-    for (const waiting of this.pending.values()) {
-      for (const { channel, timer } of waiting) {
-        clearTimeout(timer)
-        channel.close()
-      }
-    }
-    this.pending.clear()
+    const entries = [...this.links.values()]
     this.links.clear()
+    for (const { link, timer } of entries) {
+      clearTimeout(timer)
+      link?.close()
+    }
     this.torrent?.destroy()
   }
 }
