@@ -9,6 +9,7 @@
 // and the HTTP fallback treat both alike.
 import bencode from '../vendor/bencode.js'
 import { sha1Hex } from './http-fallback.js'
+import { Segment } from './segment.js'
 
 /** A piece request that brings no byte for this long goes to another peer. */
 const REQUEST_IDLE_MS = 4000
@@ -47,24 +48,15 @@ export async function parseSegmentTorrent (bytes, infoHash) {
   return { length, pieceLength, pieceHashes }
 }
 
-export class MeshSegment {
+export class MeshSegment extends Segment {
   /**
    * `mesh`: the StreamMesh whose links it is exchanged over; `onBadPiece(index,
    * senders)`: a piece from a peer failed its check (senders: [{ peerId }]).
    */
-  constructor ({ key, url, magnet, infoHash, range = null, mesh, onBadPiece = () => {} }) {
-    this.key = key
-    this.url = url
-    this.offset = range ? range.first : 0
-    this.rangeEnd = range ? range.last + 1 : undefined
-    this.magnet = magnet
-    this.infoHash = infoHash
+  constructor ({ key, url, magnet, range = null, mesh, onBadPiece = () => {} }) {
+    super({ key, url, magnet, range })
     this.mesh = mesh
     this.onBadPiece = onBadPiece
-    this.timeline = { listed: performance.now(), metadata: null, firstPeer: null, complete: null }
-    this.p2pBytes = 0
-    this.delivery = null
-    this.httpFetch = null
     this.destroyed = false
     this.info = null
     /** Piece index -> its verified bytes. */
@@ -102,38 +94,15 @@ export class MeshSegment {
     }
   }
 
-  timelineMs () {
-    const since = at => (at === null ? null : Math.round(at - this.timeline.listed))
-    return { metadataMs: since(this.timeline.metadata), firstPeerMs: since(this.timeline.firstPeer), completeMs: since(this.timeline.complete) }
-  }
-
   get hasMetadata () { return this.info !== null && !this.destroyed }
   get isComplete () { return this.info !== null && this.held === this.pieceCount }
   get length () { return this.info.length }
   get pieceLength () { return this.info.pieceLength }
   get pieceCount () { return this.info.pieceHashes.length }
 
-  pieceRange (index) {
-    const start = index * this.pieceLength
-    return { start, end: Math.min(start + this.pieceLength, this.length) }
-  }
-
   pieceHashes () { return this.info.pieceHashes }
 
   hasPiece (index) { return Boolean(this.pieces[index]) }
-
-  /** Indexes of the pieces held. */
-  heldPieces () {
-    const held = []
-    for (let i = 0; i < this.pieces.length; i++) if (this.pieces[i]) held.push(i)
-    return held
-  }
-
-  missingPieces () {
-    const missing = []
-    for (let i = 0; i < this.pieceCount; i++) if (!this.pieces[i]) missing.push(i)
-    return missing
-  }
 
   /** The mesh links whose peers have told us of pieces of this segment. */
   linksWithPieces () {
@@ -169,12 +138,6 @@ export class MeshSegment {
     const piece = this.pieces[index]
     if (!piece) throw new Error(`piece ${index} is not held`)
     return piece
-  }
-
-  async bytes () {
-    const out = new Uint8Array(this.length)
-    for (let i = 0; i < this.pieceCount; i++) out.set(this.pieces[i], this.pieceRange(i).start)
-    return out
   }
 
   /** Keeps `bytes` (the whole, verified segment) and tells the mesh. */

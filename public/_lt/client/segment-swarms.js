@@ -10,50 +10,24 @@ import WebTorrent from '../vendor/webtorrent.min.js'
 import MemoryChunkStore from './memory-chunk-store.js'
 import { MeshSegment } from './mesh-segment.js'
 import { announcesSegment, segmentOffers } from './offer-budget.js'
+import { Segment } from './segment.js'
 import { StreamMesh, streamOf } from './stream-mesh.js'
-
-function infoHashOf (magnet) {
-  const xt = new URLSearchParams(magnet.slice(magnet.indexOf('?') + 1)).get('xt') || ''
-  const hash = xt.replace(/^urn:btih:/i, '').toLowerCase()
-  if (!/^[0-9a-f]{40}$/.test(hash)) throw new Error(`magnet without a hex info-hash: ${magnet.slice(0, 80)}`)
-  return hash
-}
 
 function toHex (bytes) {
   return Array.from(bytes, b => b.toString(16).padStart(2, '0')).join('')
 }
 
 /** A segment's torrent: what we have of it, and how to read and complete it. */
-export class SegmentTorrent {
+export class SegmentTorrent extends Segment {
   /**
    * `onBadPiece(index, wires)` is called when a piece from peers fails its
-   * SHA-1 check, with the connections that sent blocks of it.
+   * SHA-1 check, with the connections that sent blocks of it; `onHave(pieces)`
+   * when pieces were verified or seeded.
    */
-  constructor (url, magnet, torrent, onBadPiece = () => {}, range = null, onHave = () => {}) {
-    this.url = url
-    /**
-     * Where the segment's bytes lie in the resource at `url`: [offset,
-     * rangeEnd) for an EXT-X-BYTERANGE segment, else the whole resource.
-     */
-    this.offset = range ? range.first : 0
-    this.rangeEnd = range ? range.last + 1 : undefined
-    this.magnet = magnet
-    this.infoHash = infoHashOf(magnet)
+  constructor ({ key, url, magnet, range = null, torrent, onBadPiece = () => {}, onHave = () => {} }) {
+    super({ key, url, magnet, range })
     this.torrent = torrent
-    /**
-     * When (performance.now()) this segment was listed by a playlist, its
-     * metadata arrived, its first peer connected and it was complete; null
-     * until it happened. Reported with the segment event, to see where a
-     * segment's time goes.
-     */
-    this.timeline = { listed: performance.now(), metadata: null, firstPeer: null, complete: null }
     torrent.once('wire', () => { this.timeline.firstPeer = performance.now() })
-    /** Bytes of pieces that came from peers and passed their SHA-1 check. */
-    this.p2pBytes = 0
-    /** A delivery to the player in progress or done (set by SegmentDelivery). */
-    this.delivery = null
-    /** An HTTP fetch in progress (set by SegmentDelivery). */
-    this.httpFetch = null
     /** Piece index -> the connections that sent blocks of it since it was last checked. */
     this.senders = new Map()
     /** True while our own (HTTP) bytes are being loaded: those pieces are not from peers. */
@@ -90,12 +64,6 @@ export class SegmentTorrent {
     this.complete.then(() => { this.timeline.complete = performance.now() })
   }
 
-  /** The timeline as milliseconds since the segment was listed (null: not yet). */
-  timelineMs () {
-    const since = at => (at === null ? null : Math.round(at - this.timeline.listed))
-    return { metadataMs: since(this.timeline.metadata), firstPeerMs: since(this.timeline.firstPeer), completeMs: since(this.timeline.complete) }
-  }
-
   get hasMetadata () {
     return Boolean(this.torrent.ready && this.torrent.store)
   }
@@ -117,11 +85,6 @@ export class SegmentTorrent {
   get pieceLength () { return this.torrent.pieceLength }
   get pieceCount () { return this.torrent.pieces.length }
 
-  pieceRange (index) {
-    const start = index * this.pieceLength
-    return { start, end: Math.min(start + this.pieceLength, this.length) }
-  }
-
   /** Expected SHA-1 of each piece, as hex. */
   pieceHashes () {
     if (Array.isArray(this.torrent._hashes)) return this.torrent._hashes
@@ -133,18 +96,6 @@ export class SegmentTorrent {
 
   hasPiece (index) {
     return this.torrent.bitfield.get(index)
-  }
-
-  missingPieces () {
-    const missing = []
-    for (let i = 0; i < this.pieceCount; i++) if (!this.hasPiece(i)) missing.push(i)
-    return missing
-  }
-
-  heldPieces () {
-    const held = []
-    for (let i = 0; i < this.pieceCount; i++) if (this.hasPiece(i)) held.push(i)
-    return held
   }
 
   /** How many of this segment's pieces `wire`'s peer has. */
@@ -167,13 +118,6 @@ export class SegmentTorrent {
   readPiece (index) {
     return new Promise((resolve, reject) =>
       this.torrent.store.get(index, (err, buf) => (err ? reject(err) : resolve(buf))))
-  }
-
-  /** The whole segment from the store (every piece must be present). */
-  async bytes () {
-    const out = new Uint8Array(this.length)
-    for (let i = 0; i < this.pieceCount; i++) out.set(await this.readPiece(i), this.pieceRange(i).start)
-    return out
   }
 
   /**
@@ -308,7 +252,7 @@ export class SegmentSwarms {
   }
 
   meshSegment (key, url, magnet, range, mesh, listed = performance.now()) {
-    const segment = new MeshSegment({ key, url, magnet, infoHash: infoHashOf(magnet), range, mesh, onBadPiece: (index, senders) => this.pieceFailed(senders) })
+    const segment = new MeshSegment({ key, url, magnet, range, mesh, onBadPiece: (index, senders) => this.pieceFailed(senders) })
     segment.timeline.listed = listed
     return segment
   }
@@ -328,10 +272,15 @@ export class SegmentSwarms {
       if (wire.peerId) refuse()
       else wire.once('handshake', refuse)
     })
-    const segment = new SegmentTorrent(url, magnet, torrent, (index, senders) => this.pieceFailed(senders), range,
-      pieces => mesh?.announceHave(segment.infoHash, pieces))
-    segment.key = key
-    segment.range = range
+    const segment = new SegmentTorrent({
+      key,
+      url,
+      magnet,
+      range,
+      torrent,
+      onBadPiece: (index, senders) => this.pieceFailed(senders),
+      onHave: pieces => mesh?.announceHave(segment.infoHash, pieces)
+    })
     segment.mesh = mesh
     return segment
   }
