@@ -356,9 +356,11 @@ test('a mesh peer that serves corrupt pieces loses its link; the viewer plays th
   console.log(`corrupt viewer sent ${sent.chunks} corrupt chunks, ${sent.bytes} B; its stats ${JSON.stringify(corruptReport.stats)}`)
   const links = viewer.samples.map(s => s.stats?.meshLinks).filter(n => typeof n === 'number')
 
-  // The corrupt viewer really served pieces over the mesh: otherwise this proves nothing.
+  // The corrupt viewer really served pieces over a mesh link (the exchange
+  // channel exists only on one): otherwise this proves nothing. The honest
+  // viewer drops the link at the first bad piece, often within a second of
+  // making it, between two of its samples, so its own samples need not show it.
   assert.ok(sent.chunks > 0, 'the corrupt viewer sent piece chunks on the mesh exchange')
-  assert.ok(links.some(n => n >= 1), `the honest viewer was linked to the corrupt one: ${links.join(' ')}`)
   assert.ok(report.stats.rejectedPieces > 0, `the honest viewer rejected pieces that failed verification: ${JSON.stringify(report.stats)}`)
   assert.equal(links.at(-1), 0, `the honest viewer dropped the link and did not take it again: ${links.join(' ')}`)
   assert.ok(sent.bytes < MESH_CORRUPT_BYTES_BOUND, `the corrupt viewer was cut off: it sent ${sent.bytes} B of corrupt pieces in ${MESH_CORRUPT_WATCH_MS} ms`)

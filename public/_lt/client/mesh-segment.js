@@ -160,6 +160,7 @@ export class MeshSegment extends Segment {
     if (this.isComplete) {
       for (const pending of [...this.inflight.keys()]) this.dropRequest(pending, { cancel: true })
       this.resolveComplete()
+      this.mesh.scheduleSegments()
     }
     return true
   }
@@ -214,7 +215,7 @@ export class MeshSegment extends Segment {
     this.dropRequest(index, { cancel: true })
     if (!this.failedFrom.has(index)) this.failedFrom.set(index, new Set())
     this.failedFrom.get(index).add(link.remoteId)
-    this.schedule()
+    this.mesh.scheduleSegments()
   }
 
   /** Every request to `link` fails (its link closed). */
@@ -231,7 +232,7 @@ export class MeshSegment extends Segment {
       // peer is not following the protocol. As for a piece that fails its check.
       this.dropRequest(index, { cancel: true })
       this.onBadPiece(index, [{ peerId: link.remoteId }])
-      return this.schedule()
+      return this.mesh.scheduleSegments()
     }
     request.buffer.set(bytes, offset)
     request.received += bytes.length
@@ -242,7 +243,7 @@ export class MeshSegment extends Segment {
       .catch(err => console.warn('live-torrent: piece check failed', err))
       .finally(() => {
         this.verifying.delete(index)
-        this.schedule()
+        this.mesh.scheduleSegments()
       })
   }
 

@@ -274,6 +274,15 @@ export class StreamMesh {
     return open
   }
 
+  /**
+   * A request to a peer settled, so a link may have room for another: every
+   * segment asks again, oldest first (the player's order). A segment whose
+   * peers have all their pieces hears of nothing new that would make it ask.
+   */
+  scheduleSegments () {
+    for (const segment of this.segments()) segment.schedule?.()
+  }
+
   /** We hold new pieces of a segment: tell every link. */
   announceHave (infoHash, pieces) {
     for (const link of this.openLinks()) link.sendHave(infoHash, pieces)
