@@ -1,6 +1,7 @@
 // Completing a segment over HTTP: only the pieces peers have not delivered,
 // in one or a few Range requests, verified against the torrent's piece hashes
 // before anything is handed to the player or seeded.
+import { toHex } from './segment.js'
 
 const MAX_RANGES = 3
 
@@ -38,8 +39,7 @@ export async function fetchRange (url, start, end, signal) {
 }
 
 export async function sha1Hex (bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-1', bytes))
-  return Array.from(digest, b => b.toString(16).padStart(2, '0')).join('')
+  return toHex(new Uint8Array(await crypto.subtle.digest('SHA-1', bytes)))
 }
 
 /**

@@ -13,6 +13,8 @@
 // (mesh-segment.js). A message this end cannot parse closes the link: a
 // peer that sends garbage loses its link, the viewer falls back to HTTP.
 
+import { toHex } from './segment.js'
+
 export const CHANNEL_LABEL = 'lt-mesh/1'
 export const CHUNK_BYTES = 16 * 1024
 const HAVE = 1
@@ -33,12 +35,6 @@ export function hexToBytes (hex) {
   const bytes = new Uint8Array(hex.length / 2)
   for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16)
   return bytes
-}
-
-export function bytesToHex (bytes) {
-  let hex = ''
-  for (const b of bytes) hex += b.toString(16).padStart(2, '0')
-  return hex
 }
 
 /** Encodes a message; `pieces` for HAVE, `index` (and `offset`, `bytes` for PIECE) otherwise. */
@@ -66,7 +62,7 @@ export function decodeMessage (data) {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const type = bytes[0]
   if (bytes.length < 21) throw new Error(`mesh message of ${bytes.length} bytes`)
-  const infoHash = bytesToHex(bytes.subarray(1, 21))
+  const infoHash = toHex(bytes.subarray(1, 21))
   if (type === HAVE) {
     if ((bytes.length - 21) % 2 !== 0) throw new Error('HAVE of an odd length')
     const pieces = []
@@ -183,11 +179,6 @@ export class MeshLink {
 
   cancel (infoHash, index) {
     if (this.requested.delete(`${infoHash}:${index}`)) this.send({ type: CANCEL, infoHash, index })
-  }
-
-  /** Whether we asked the peer for this piece and still wait for it. */
-  awaits (infoHash, index) {
-    return this.requested.has(`${infoHash}:${index}`)
   }
 
   /** The piece arrived whole (or we gave up on it). */

@@ -9,7 +9,7 @@
 // and the HTTP fallback treat both alike.
 import bencode from '../vendor/bencode.js'
 import { sha1Hex } from './http-fallback.js'
-import { Segment } from './segment.js'
+import { Segment, pieceHashesOf } from './segment.js'
 
 /** A piece request that brings no byte for this long goes to another peer. */
 const REQUEST_IDLE_MS = 4000
@@ -41,11 +41,7 @@ export async function parseSegmentTorrent (bytes, infoHash) {
   if (!(pieces instanceof Uint8Array) || pieces.length !== 20 * Math.ceil(length / pieceLength)) {
     throw new Error('a .torrent whose pieces do not cover its length')
   }
-  const pieceHashes = []
-  for (let at = 0; at < pieces.length; at += 20) {
-    pieceHashes.push(Array.from(pieces.subarray(at, at + 20), b => b.toString(16).padStart(2, '0')).join(''))
-  }
-  return { length, pieceLength, pieceHashes }
+  return { length, pieceLength, pieceHashes: pieceHashesOf(pieces) }
 }
 
 export class MeshSegment extends Segment {

@@ -10,12 +10,8 @@ import WebTorrent from '../vendor/webtorrent.min.js'
 import MemoryChunkStore from './memory-chunk-store.js'
 import { MeshSegment } from './mesh-segment.js'
 import { announcesSegment, segmentOffers } from './offer-budget.js'
-import { Segment } from './segment.js'
+import { Segment, pieceHashesOf } from './segment.js'
 import { StreamMesh, streamOf } from './stream-mesh.js'
-
-function toHex (bytes) {
-  return Array.from(bytes, b => b.toString(16).padStart(2, '0')).join('')
-}
 
 /** A segment's torrent: what we have of it, and how to read and complete it. */
 export class SegmentTorrent extends Segment {
@@ -88,10 +84,7 @@ export class SegmentTorrent extends Segment {
   /** Expected SHA-1 of each piece, as hex. */
   pieceHashes () {
     if (Array.isArray(this.torrent._hashes)) return this.torrent._hashes
-    const all = this.torrent.info.pieces
-    const hashes = []
-    for (let i = 0; i < all.length; i += 20) hashes.push(toHex(all.subarray(i, i + 20)))
-    return hashes
+    return pieceHashesOf(this.torrent.info.pieces)
   }
 
   hasPiece (index) {

@@ -4,6 +4,19 @@
 // MeshSegment) gives length, pieceLength, pieceCount, hasPiece(index) and
 // readPiece(index).
 
+export function toHex (bytes) {
+  let hex = ''
+  for (const b of bytes) hex += b.toString(16).padStart(2, '0')
+  return hex
+}
+
+/** A .torrent's `pieces` (20-byte SHA-1s, one after another) as hex, one per piece. */
+export function pieceHashesOf (pieces) {
+  const hashes = []
+  for (let at = 0; at < pieces.length; at += 20) hashes.push(toHex(pieces.subarray(at, at + 20)))
+  return hashes
+}
+
 /** The hex info-hash of a magnet's xt=, or throws. */
 export function infoHashOf (magnet) {
   const xt = new URLSearchParams(magnet.slice(magnet.indexOf('?') + 1)).get('xt') || ''
