@@ -49,11 +49,11 @@ export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/**
- * Asks the OS for a currently free TCP port on 127.0.0.1. (Another process
- * could take it before it is used; good enough for tests on one machine.)
- */
-export function freePort() {
+/** Ports freePort() has handed out in this process; never handed out twice. */
+const portsHandedOut = new Set();
+const FREE_PORT_ATTEMPTS = 50;
+
+function portTheOsOffers() {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
@@ -63,6 +63,25 @@ export function freePort() {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Asks the OS for a currently free TCP port on 127.0.0.1 that this process
+ * has not been given before. The OS may offer a port it just offered (it is
+ * free again once the probe closes), so two calls in a row could otherwise
+ * return the same port: wrangler's HTTP and inspector ports once did. Another
+ * process could still take the port before it is used; startWorker retries
+ * on that.
+ */
+export async function freePort() {
+  for (let attempt = 0; attempt < FREE_PORT_ATTEMPTS; attempt++) {
+    const port = await portTheOsOffers();
+    if (!portsHandedOut.has(port)) {
+      portsHandedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`freePort: the OS offered only ports already handed out, ${FREE_PORT_ATTEMPTS} times`);
 }
 
 // ---------------------------------------------------------------------------
@@ -191,6 +210,10 @@ function createOutputLog({ maxLines, onLine }) {
  * while it does (lines prefixed "[custom build]"), only `buildTimeoutMs`
  * applies; `readyTimeoutMs` counts from spawn, restarted when the build ends.
  *
+ * If wrangler or workerd cannot bind a port this function chose (another
+ * process took it after freePort()), it starts again on new ports, up to
+ * START_ATTEMPTS_ON_PORT_COLLISION times in all.
+ *
  * @param {object} [options]
  * @param {Record<string, string>} [options.vars]  each becomes `--var NAME:VALUE`
  * @param {string}  [options.persistDir]  `--persist-to` dir; default: fresh temp dir,
@@ -204,18 +227,34 @@ function createOutputLog({ maxLines, onLine }) {
  * @returns {Promise<{url: string, port: number, pid: number, stop: () => Promise<void>, output: () => string}>}
  *   `pid` is wrangler's, which leads the process group of everything it started (workerd).
  */
-export async function startWorker({
+export async function startWorker(options = {}) {
+  for (let attempt = 1; ; attempt++) {
+    const httpPort = options.port ?? (await freePort());
+    const inspectorPort = await freePort();
+    try {
+      return await startWorkerOn(httpPort, inspectorPort, options);
+    } catch (error) {
+      // Another process took a port we chose between freePort() and wrangler's
+      // bind: choose again. A port the caller fixed is the caller's problem.
+      const taken = error.portInUse;
+      const ours = taken === inspectorPort || (taken === httpPort && options.port === undefined);
+      if (!ours || attempt >= START_ATTEMPTS_ON_PORT_COLLISION) throw error;
+    }
+  }
+}
+
+const START_ATTEMPTS_ON_PORT_COLLISION = 3;
+const PORT_IN_USE = /Address already in use[^\n]*?127\.0\.0\.1:(\d+)/;
+
+async function startWorkerOn(httpPort, inspectorPort, {
   vars = {},
   persistDir,
-  port,
   log = false,
   readyTimeoutMs = 120_000,
   buildTimeoutMs = 15 * 60_000,
   cwd = REPO_ROOT,
   config,
-} = {}) {
-  const httpPort = port ?? (await freePort());
-  const inspectorPort = await freePort();
+}) {
   const ownsPersistDir = persistDir === undefined;
   const persistTo = ownsPersistDir
     ? await fsp.mkdtemp(path.join(os.tmpdir(), 'lt-wrangler-state-'))
@@ -307,10 +346,13 @@ export async function startWorker({
   const url = `http://${LOOPBACK_HOST}:${httpPort}`;
   const failure = async (reason) => {
     await stop();
-    return new Error(
+    const error = new Error(
       `wrangler dev: ${reason}\ncommand: ${WRANGLER_BIN} ${args.join(' ')}\n` +
         `last ${OUTPUT_LINES_IN_ERRORS} lines of output:\n${output.text(OUTPUT_LINES_IN_ERRORS)}`,
     );
+    const inUse = PORT_IN_USE.exec(output.text());
+    if (inUse) error.portInUse = Number(inUse[1]);
+    return error;
   };
 
   for (;;) {
