@@ -401,7 +401,8 @@ function joiningRequests (probes) {
  * Where a phase's P2P time and signalling go: WebRTC connections and tracker
  * announces per segment per viewer (any player), and for live-torrent the
  * median milliseconds from a segment's listing in a playlist to its metadata,
- * its first peer connection, its completion and the player's request.
+ * its first peer (a WebTorrent peer connected, or a mesh peer said it holds
+ * a piece), its completion and the player's request.
  */
 function costsOf ({ n, player, p2p, plain, trackerStats, requestTimes, probes }) {
   const segments = p2p.reduce((sum, r) => sum + segmentsReceived(r), 0)
@@ -555,7 +556,7 @@ for (const r of rows) {
 }
 
 console.log('\nWhere the P2P time and signalling go (per segment received, per P2P viewer; live-torrent\'s timeline is ms after a playlist listed the segment, median)')
-console.log('| P2P viewers | player | WebRTC connections created / connected | most open at once (one viewer) | tracker announces (answers included) | metadata ms | first peer ms | complete ms | player asked ms | first peer only after the player asked |')
+console.log('| P2P viewers | player | WebRTC connections created / connected | most open at once (one viewer) | tracker announces (answers included) | metadata ms | first peer ms (connected, or in the mesh: said it holds a piece) | complete ms | player asked ms | first peer only after the player asked |')
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const c of costs) {
   console.log(`| ${c.n} | ${PLAYERS[c.player].label} | ${fixed(c.created, 2)} / ${fixed(c.connected, 2)} | ${c.maxOpen ?? 'n/a'} | ${fixed(c.announces, 2)} | ` +
