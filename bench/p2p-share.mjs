@@ -82,7 +82,7 @@ import { startOrigin } from '../scripts/origin.mjs'
 import { startTracker, startWorker, sleep } from '../tests/support/harness.mjs'
 import { magnetsOf } from '../tests/support/torrents.mjs'
 import { builtinTrackerAnnounces } from '../tests/support/tracker-client.mjs'
-import { countPeerConnections, median, openViewer } from '../tests/support/viewers.mjs'
+import { countPeerConnections, median, openViewer, recordedSegmentEvents, recordSegmentEvents } from '../tests/support/viewers.mjs'
 import { opensslSha1MBps } from './machine-speed.mjs'
 import { percentile } from './percentile.mjs'
 import { startComparisonPages } from './p2p-media-loader/page-server.mjs'
@@ -202,7 +202,7 @@ async function runPhase (origin, comparison, n, playerName) {
     const trackerStats = await readTrackerStats()
     const p2p = []
     for (const viewer of p2pViewers) {
-      const segmentEvents = await recorded(viewer, '__segmentEvents')
+      const segmentEvents = await recordedSegmentEvents(viewer)
       const workerFetches = await recorded(viewer, '__workerFetches')
       p2p.push({ ...await viewer.finish(), segmentEvents, workerFetches })
     }
@@ -316,14 +316,6 @@ function requestsBeforeFirstFrame () {
     kind.workerMs += e.responseStart - e.requestStart
   }
   return kinds
-}
-
-/** Keeps live-torrent's segment events (with their timelines) from the first frame on. */
-async function recordSegmentEvents (viewer) {
-  await viewer.page.evaluate(() => {
-    window.__segmentEvents = []
-    window.liveTorrent?.on?.('segment', event => window.__segmentEvents.push(event))
-  })
 }
 
 /**

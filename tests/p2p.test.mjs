@@ -23,13 +23,14 @@
 // segment body is the origin's file.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
 import path from 'node:path'
 
 import { startOrigin } from '../scripts/origin.mjs'
 import { fetchText, startTracker, startWorker, sleep } from './support/harness.mjs'
 import { magnetsOf } from './support/torrents.mjs'
 import { builtinTrackerAnnounces } from './support/tracker-client.mjs'
-import { countPeerConnections, openViewer, originFiles, playedOver } from './support/viewers.mjs'
+import { countPeerConnections, openViewer, originFiles, playedOver, recordedSegmentEvents, recordSegmentEvents, SEGMENT_PATH } from './support/viewers.mjs'
 
 const P2P_VIEWERS = 3
 const JOIN_GAP_MS = 4_000
@@ -170,6 +171,7 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
   assert.deepEqual(failedToOpen, [], 'every viewer shows a first frame')
   const p2pViewers = opened.slice(0, P2P_VIEWERS).map(o => o.value)
   const plainViewer = opened[P2P_VIEWERS].value
+  await Promise.all(p2pViewers.map(recordSegmentEvents))
 
   // Watch until the last P2P viewer has watched WATCH_MS (the plain one: at least PLAIN_WATCH_MS).
   const lastP2p = p2pViewers[P2P_VIEWERS - 1]
@@ -195,6 +197,7 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
   // What the tracker sees while everybody is still there.
   const trackerStats = await tracker.stats(trackerUrls[0])
   const newAnnounces = tracker.announces(trackerStats) - settledAnnounces
+  const segmentEvents = await Promise.all(p2pViewers.map(recordedSegmentEvents))
   const reports = []
   for (const viewer of [...p2pViewers, plainViewer]) reports.push(await viewer.finish())
   await Promise.all(viewers.map(viewer => viewer.close()))
@@ -248,6 +251,10 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
       `viewer ${report.index}: some segments were answered by the service worker (controlled: ${report.swControlled})`)
   }
 
+  // The page client's 'segment' event (README, "Page API") says truly what
+  // each viewer's player was handed and how it came.
+  await assertSegmentEvents(segmentEvents)
+
   // Sharing: the later viewers got bytes from peers, the earlier ones uploaded.
   for (const report of p2p.slice(1)) {
     assert.ok(report.stats.p2pBytes > 0,
@@ -275,6 +282,41 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
   assert.equal(plain.liveTorrentType, 'undefined', 'window.liveTorrent is undefined with p2p=0')
   assert.equal(plain.pageP2p, false, 'ltDemo.p2p is false with p2p=0')
   assert.ok(plain.segmentResponses.every(r => !r.fromServiceWorker), 'no service worker answers the plain viewer')
+}
+
+/**
+ * Each P2P viewer's 'segment' events, from its first frame to the end: one per
+ * live segment handed to the player, whose size is the origin file's, whose
+ * bytes from peers and over HTTP agree with its `source`, with a deadline and
+ * a timeline; the later viewers' events count bytes from peers, and some
+ * viewer fetched segments over HTTP as the one designated to fetch them first.
+ */
+async function assertSegmentEvents (segmentEvents) {
+  const sizes = new Map()
+  const sizeOf = name => {
+    if (!sizes.has(name)) sizes.set(name, fs.stat(path.join(origin.dir, 'live', name)).then(s => s.size))
+    return sizes.get(name)
+  }
+  for (const [i, events] of segmentEvents.entries()) {
+    const label = `viewer ${i + 1}`
+    assert.ok(events.length >= MIN_SEGMENTS, `${label} reported ${events.length} segment events (needs ${MIN_SEGMENTS})`)
+    for (const e of events) {
+      const where = `${label}, segment event ${JSON.stringify(e)}`
+      assert.match(new URL(e.url).pathname, SEGMENT_PATH, where)
+      assert.equal(e.bytes, await sizeOf(path.basename(new URL(e.url).pathname)), `${where}: bytes is the origin file's size`)
+      assert.ok(['p2p', 'http', 'mixed'].includes(e.source), where)
+      assert.ok(e.p2pBytes >= 0 && e.p2pBytes <= e.bytes && e.httpBytes >= 0, where)
+      if (e.source === 'p2p') assert.ok(e.httpBytes === 0 && e.p2pBytes === e.bytes, `${where}: from peers alone`)
+      if (e.source !== 'p2p') assert.ok(e.httpBytes > 0, `${where}: some bytes over HTTP`)
+      assert.ok(Number.isInteger(e.deadlineMs) && e.deadlineMs >= 0, `${where}: deadlineMs`)
+      assert.ok(Number.isInteger(e.requestedMs) && e.requestedMs >= 0, `${where}: requestedMs`)
+      assert.equal(typeof e.fetchedFirst, 'boolean', `${where}: fetchedFirst`)
+    }
+    if (i > 0) assert.ok(events.some(e => e.p2pBytes > 0), `${label}'s segment events count bytes from peers`)
+  }
+  const fetchedFirst = segmentEvents.flat().filter(e => e.fetchedFirst).length
+  console.log(`segment events: ${segmentEvents.map(events => events.length).join(', ')}; fetched first over HTTP by the designated viewer: ${fetchedFirst}`)
+  assert.ok(fetchedFirst > 0, 'some viewer fetched segments over HTTP as the one designated to fetch them first')
 }
 
 test(`with meshLinks ${BOUNDED_MESH_LINKS}, a viewer holds at most ${BOUNDED_MAX_LINKS} mesh links, and ${BOUNDED_VIEWERS} viewers still share`, { timeout: 5 * 60_000 }, async () => {

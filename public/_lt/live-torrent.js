@@ -14,10 +14,14 @@
 //                    worker took control)
 //   on('segment', fn) / off('segment', fn)
 //                    fn({ url, infoHash, bytes, p2pBytes, httpBytes, ms, source,
-//                         metadataMs, firstPeerMs, completeMs, requestedMs, listedAt, peers })
+//                         metadataMs, firstPeerMs, completeMs, requestedMs, listedAt,
+//                         deadlineMs, fetchedFirst, peers })
 //                    for every segment handed to the player; the *Ms fields are
 //                    ms since a playlist listed the segment (null: never),
-//                    listedAt is that listing as performance.now()
+//                    listedAt is that listing as performance.now(),
+//                    deadlineMs how long the delivery could wait for peers
+//                    after the player asked, and fetchedFirst whether this
+//                    viewer was the one designated to fetch it over HTTP first
 import { findScriptElement, readConfig } from './client/config.js'
 import { ClientStats } from './client/stats.js'
 import { affordableWaitMs, HTTP_FETCH_ESTIMATE_MS, PlaybackClock, whenPlaybackStarts } from './client/playback-clock.js'

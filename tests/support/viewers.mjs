@@ -331,6 +331,28 @@ export async function openAudience ({ p2pCount, joinGapMs = 2000, p2pOptions = {
 }
 
 /**
+ * Keeps the page client's 'segment' events (window.liveTorrent.on, one per
+ * segment handed to the player) from now on; read them with
+ * `recordedSegmentEvents`. Call it once the viewer has its first frame.
+ */
+export async function recordSegmentEvents (viewer) {
+  await viewer.page.evaluate(() => {
+    window.__segmentEvents = []
+    window.liveTorrent?.on?.('segment', event => window.__segmentEvents.push(event))
+  })
+}
+
+/**
+ * The events `recordSegmentEvents` kept ([] if the page is gone), each with
+ * `listedWall`: its `listedAt` on the wall clock (ms since the epoch), to
+ * line up the events of different pages.
+ */
+export async function recordedSegmentEvents (viewer) {
+  return viewer.page.evaluate(() => (window.__segmentEvents ?? [])
+    .map(event => ({ ...event, listedWall: performance.timeOrigin + event.listedAt }))).catch(() => [])
+}
+
+/**
  * Position growth over the first `windowMs` after the first frame: from the
  * first sample to the first sample at or after `firstFrameAt + windowMs`
  * (or the last sample, if the viewer did not watch that long).

@@ -73,7 +73,10 @@ export class SegmentDelivery {
       setTimeout(() => {
         // The segment may have moved into the stream's mesh meanwhile (segment-swarms.js moveIntoMesh).
         const current = this.swarms.get(segment.key) || segment
-        if (!current.isComplete && !current.peersHaveAny() && !current.destroyed) this.startHttp(current)
+        if (!current.isComplete && !current.peersHaveAny() && !current.destroyed) {
+          current.fetchedFirst = true
+          this.startHttp(current)
+        }
       }, this.config.firstFetchDelayMs)
     }
   }
@@ -156,6 +159,10 @@ export class SegmentDelivery {
       // never), and when the player asked for it.
       ...segment.timelineMs(),
       requestedMs: Math.round(started - segment.timeline.listed),
+      // How long this delivery could wait for peers, from the player's request.
+      deadlineMs: Math.round(deadlineMs),
+      // This viewer was the one designated to fetch the segment first, and did.
+      fetchedFirst: segment.fetchedFirst,
       // The listing itself, as performance.now(): to line the timeline up
       // with the page's other timings (resource timing, say).
       listedAt: Math.round(segment.timeline.listed),

@@ -52,6 +52,8 @@ export class Segment {
     this.delivery = null
     /** An HTTP fetch in progress (set by SegmentDelivery). */
     this.httpFetch = null
+    /** Whether this viewer, designated to fetch the segment first, fetched it over HTTP (set by SegmentDelivery). */
+    this.fetchedFirst = false
   }
 
   /** The timeline as milliseconds since the segment was listed (null: not yet). */
