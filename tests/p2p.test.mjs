@@ -251,7 +251,7 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
       `viewer ${report.index}: some segments were answered by the service worker (controlled: ${report.swControlled})`)
   }
 
-  // The page client's 'segment' event (README, "Page API") says truly what
+  // The page client's 'segment' event (README, window.liveTorrent) says truly what
   // each viewer's player was handed and how it came.
   await assertSegmentEvents(segmentEvents)
 
@@ -288,8 +288,7 @@ async function shareLiveFeed ({ worker, tracker, viewers }) {
  * Each P2P viewer's 'segment' events, from its first frame to the end: one per
  * live segment handed to the player, whose size is the origin file's, whose
  * bytes from peers and over HTTP agree with its `source`, with a deadline and
- * a timeline; the later viewers' events count bytes from peers, and some
- * viewer fetched segments over HTTP as the one designated to fetch them first.
+ * a timeline; the later viewers' events count bytes from peers.
  */
 async function assertSegmentEvents (segmentEvents) {
   const sizes = new Map()
@@ -314,9 +313,13 @@ async function assertSegmentEvents (segmentEvents) {
     }
     if (i > 0) assert.ok(events.some(e => e.p2pBytes > 0), `${label}'s segment events count bytes from peers`)
   }
+  // Not asserted: whether anyone fetched as the designated viewer. A viewer
+  // that plays 3.5 s or less behind the live edge fetches every segment
+  // before the designated one would (docs/performance.md, "Who fetches each
+  // segment over HTTP"), and the first viewer's distance depends on the live
+  // window when it joins.
   const fetchedFirst = segmentEvents.flat().filter(e => e.fetchedFirst).length
   console.log(`segment events: ${segmentEvents.map(events => events.length).join(', ')}; fetched first over HTTP by the designated viewer: ${fetchedFirst}`)
-  assert.ok(fetchedFirst > 0, 'some viewer fetched segments over HTTP as the one designated to fetch them first')
 }
 
 test(`with meshLinks ${BOUNDED_MESH_LINKS}, a viewer holds at most ${BOUNDED_MAX_LINKS} mesh links, and ${BOUNDED_VIEWERS} viewers still share`, { timeout: 5 * 60_000 }, async () => {

@@ -73,7 +73,8 @@ export class SegmentDelivery {
       setTimeout(() => {
         // The segment may have moved into the stream's mesh meanwhile (segment-swarms.js moveIntoMesh).
         const current = this.swarms.get(segment.key) || segment
-        if (!current.isComplete && !current.peersHaveAny() && !current.destroyed) {
+        // A fetch already under way is the player's (its deadline passed): not ours to count as first.
+        if (!current.isComplete && !current.httpFetch && !current.peersHaveAny() && !current.destroyed) {
           current.fetchedFirst = true
           this.startHttp(current)
         }
